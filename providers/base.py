@@ -1,0 +1,145 @@
+"""The provider interface (DESIGN.md section 3) and the registry of providers.
+
+Handlers and the generator only ever talk to providers through this module: they iterate
+:func:`all_providers`, look one up with :func:`get_provider` and call the protocol's methods.
+Nothing outside ``providers/`` branches on a provider's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from providers.model import Catalog
+
+
+class ProviderError(Exception):
+    """A problem the user can act on; ``str(error)`` is one clear line, safe to show."""
+
+
+class MetadataError(ProviderError):
+    """The metadata document is unusable (malformed, unsafe, too large, wrong kind)."""
+
+
+class SourceError(ProviderError):
+    """The metadata source could not be read (unreachable, timeout, 401/403, bad redirect)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataSource:
+    """Where the wizard or the CLI takes metadata from.
+
+    ``kind`` is ``url`` (fetched with optional basic auth), ``file`` (bytes of an uploaded or
+    local file, ``location`` is its name) or ``text`` (pasted).
+    """
+
+    kind: Literal["url", "file", "text"]
+    location: str = ""
+    data: bytes = b""
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: Mapping[str, str] = field(default_factory=dict)  # e.g. {"odata_version": "4.0"}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceField:
+    """One input of the wizard's source step."""
+
+    name: str
+    label: str
+    kind: Literal["url", "text", "multiline", "password", "file", "choice", "authorize"]
+    required: bool = False
+    hint: str = ""
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionField:
+    """One field of a connection; secret fields are encrypted at rest and never echoed."""
+
+    name: str
+    label: str
+    secret: bool = False
+    required: bool = True
+    kind: Literal["text", "url", "multiline", "choice"] = "text"
+    hint: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    default: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminInstructions:
+    """What an administrator of the external system must configure for a connection."""
+
+    text: str  # mrkdwn, shown in the admin's DM
+    files: tuple[tuple[str, bytes], ...] = ()  # (filename, content) attached to the DM
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTestResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSupport:
+    """How generated packages talk to this provider's system at run time.
+
+    ``module`` names a module under ``providers/runtime/`` exposing ``Client`` and
+    ``AsyncClient`` (see ``providers/runtime/contract.py``); ``modules`` lists every runtime
+    module the generated package must carry; ``dependencies`` are extra PyPI requirements.
+    """
+
+    module: str
+    modules: tuple[str, ...]
+    dependencies: tuple[str, ...] = ()
+    supports_count: bool = True
+
+
+@runtime_checkable
+class Provider(Protocol):
+    key: str
+    title: str
+    implemented: bool
+    runtime: RuntimeSupport
+
+    def source_fields(self) -> Sequence[SourceField]: ...
+
+    async def discover(self, source: MetadataSource) -> Catalog: ...
+
+    def connection_schema(self) -> Sequence[ConnectionField]: ...
+
+    def admin_instructions(self, context: Mapping[str, str]) -> AdminInstructions: ...
+
+    async def test_connection(
+        self, values: Mapping[str, str], secrets: Mapping[str, str]
+    ) -> ConnectionTestResult: ...
+
+
+_REGISTRY: dict[str, Provider] = {}
+
+
+def register(provider: Provider) -> Provider:
+    _REGISTRY[provider.key] = provider
+    return provider
+
+
+def all_providers() -> list[Provider]:
+    _load_builtin()
+    return list(_REGISTRY.values())
+
+
+def get_provider(key: str) -> Provider:
+    _load_builtin()
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ProviderError(f"unknown provider {key!r} (known: {known})") from None
+
+
+def _load_builtin() -> None:
+    if _REGISTRY:
+        return
+    import providers  # noqa: F401  (importing the package registers the built-in providers)

@@ -1,0 +1,5 @@
+"""Shared pytest configuration: fixture modules live in tests/fixtures/, one per peer or concern."""
+
+pytest_plugins = [
+    "tests.fixtures.corpora",
+]
