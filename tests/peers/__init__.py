@@ -1,0 +1,1 @@
+"""Real local peer servers for tests and benchmarks (npm packages installed by `make peers`)."""
