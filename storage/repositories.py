@@ -1,0 +1,621 @@
+"""Repositories: the operations the service needs, on one session (one unit of work).
+
+Each repository wraps the ``AsyncSession`` of ``async with database.session() as session`` and
+returns model instances that stay usable after the block ends (the session does not expire them).
+Conflicts raise :mod:`storage.errors` with one line, safe to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import zlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import CursorResult, Executable, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import AlreadyExists, InvalidValue, NotFound, StaleDraft
+from storage.models import (
+    Association,
+    AuditEntry,
+    Base,
+    CatalogCacheEntry,
+    DedupKey,
+    Deployment,
+    DeploymentHistory,
+    Draft,
+    Environment,
+    ExternalConnection,
+    Integration,
+    IntegrationVersion,
+    RuntimeToken,
+    utcnow,
+)
+from storage.secrets import SecretBox
+
+_Row = TypeVar("_Row", bound=Base)
+
+# Environment names appear in URLs (/envs/<env>/simple/) and in pip index lines.
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+# Lets log redaction and secret scanners recognise a leaked token.
+RUNTIME_TOKEN_PREFIX = "ibrt_"  # noqa: S105 (a prefix, not a secret)
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    original = error.orig
+    # asyncpg reports SQLSTATE 23505; sqlite3 names the failed UNIQUE/PRIMARY KEY constraint.
+    return getattr(original, "sqlstate", None) == "23505" or getattr(original, "sqlite_errorname", "") in (
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+    )
+
+
+async def _rowcount(session: AsyncSession, statement: Executable) -> int:
+    """How many rows an UPDATE or DELETE touched."""
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount
+
+
+async def _insert(session: AsyncSession, row: _Row, conflict: str | None = None) -> _Row:
+    """Insert ``row`` and load its relationships.
+
+    With ``conflict``, a unique violation raises :class:`AlreadyExists` with that message and
+    leaves the unit of work usable (the insert runs in a savepoint). Rows refer to other rows by
+    id, never by assigning instances: those often come from an earlier unit of work, and attaching
+    them here would clash with copies this session already loaded.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError as error:
+        if conflict is None or not _is_unique_violation(error):
+            raise
+        raise AlreadyExists(conflict) from None
+    await session.refresh(row)
+    return row
+
+
+class Environments:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, name: str) -> Environment | None:
+        return await self.session.scalar(select(Environment).where(Environment.name == name))
+
+    async def require(self, name: str) -> Environment:
+        environment = await self.get(name)
+        if environment is None:
+            raise NotFound(f"no environment named {name!r}")
+        return environment
+
+    async def all(self) -> list[Environment]:
+        return list(await self.session.scalars(select(Environment).order_by(Environment.id)))
+
+    async def create(self, name: str, *, development: bool = False) -> Environment:
+        if not ENVIRONMENT_NAME.match(name):
+            raise InvalidValue(
+                f"environment name {name!r} must be lowercase letters, digits and '-', at most 32 long"
+            )
+        row = Environment(name=name, development=development)
+        return await _insert(self.session, row, f"environment {name!r} already exists")
+
+
+class RuntimeTokens:
+    """Bearer tokens of one environment; the plaintext is shown once, only its sha256 is kept."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    async def create(
+        self, environment: Environment, *, label: str, created_by: str
+    ) -> tuple[RuntimeToken, str]:
+        """A new token; returns the row and the plaintext (which is never stored)."""
+        token = RUNTIME_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = RuntimeToken(
+            environment_id=environment.id, token_hash=self.hash(token), label=label, created_by=created_by
+        )
+        return await _insert(self.session, row), token
+
+    async def verify(self, token: str) -> RuntimeToken | None:
+        """The live token row (with its environment) for ``token``, or None."""
+        return await self.session.scalar(
+            select(RuntimeToken).where(
+                RuntimeToken.token_hash == self.hash(token), RuntimeToken.revoked_at.is_(None)
+            )
+        )
+
+    async def revoke(self, token_id: int) -> bool:
+        """Revoke a token; False when it does not exist or was revoked already."""
+        revoked = await _rowcount(
+            self.session,
+            update(RuntimeToken)
+            .where(RuntimeToken.id == token_id, RuntimeToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        return revoked == 1
+
+    async def in_environment(self, environment: Environment) -> list[RuntimeToken]:
+        return list(
+            await self.session.scalars(
+                select(RuntimeToken)
+                .where(RuntimeToken.environment_id == environment.id)
+                .order_by(RuntimeToken.id)
+            )
+        )
+
+
+class Integrations:
+    """Integrations, their immutable versions and the artifacts of those versions."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        team_id: str,
+        module_name: str,
+        application_name: str,
+        provider: str,
+        owner_user_id: str,
+        spec: Mapping[str, Any],
+        open: bool = False,
+    ) -> Integration:
+        row = Integration(
+            team_id=team_id,
+            module_name=module_name,
+            application_name=application_name,
+            provider=provider,
+            owner_user_id=owner_user_id,
+            spec=dict(spec),
+            open=open,
+        )
+        return await _insert(
+            self.session, row, f"module name {module_name!r} is already taken in this workspace"
+        )
+
+    async def get(self, integration_id: int) -> Integration | None:
+        return await self.session.get(Integration, integration_id)
+
+    async def by_module(self, team_id: str, module_name: str) -> Integration | None:
+        return await self.session.scalar(
+            select(Integration).where(Integration.team_id == team_id, Integration.module_name == module_name)
+        )
+
+    async def in_team(self, team_id: str) -> list[Integration]:
+        return list(
+            await self.session.scalars(
+                select(Integration).where(Integration.team_id == team_id).order_by(Integration.module_name)
+            )
+        )
+
+    async def add_version(
+        self,
+        integration: Integration,
+        *,
+        version: str,
+        wheel_filename: str,
+        wheel: bytes,
+        spec: Mapping[str, Any],
+        created_by: str,
+        sdist_filename: str | None = None,
+        sdist: bytes | None = None,
+    ) -> IntegrationVersion:
+        row = IntegrationVersion(
+            integration_id=integration.id,
+            version=version,
+            wheel_filename=wheel_filename,
+            wheel=wheel,
+            sha256=hashlib.sha256(wheel).hexdigest(),
+            sdist_filename=sdist_filename,
+            sdist=sdist,
+            sdist_sha256=hashlib.sha256(sdist).hexdigest() if sdist is not None else None,
+            spec=dict(spec),
+            created_by=created_by,
+        )
+        return await _insert(
+            self.session, row, f"version {version} of {integration.module_name} is already published"
+        )
+
+    async def versions(self, integration: Integration) -> list[IntegrationVersion]:
+        """Every version, newest first; artifacts are not loaded."""
+        return list(
+            await self.session.scalars(
+                select(IntegrationVersion)
+                .where(IntegrationVersion.integration_id == integration.id)
+                .order_by(IntegrationVersion.id.desc())
+            )
+        )
+
+    async def get_version(self, integration: Integration, version: str) -> IntegrationVersion | None:
+        return await self.session.scalar(
+            select(IntegrationVersion).where(
+                IntegrationVersion.integration_id == integration.id, IntegrationVersion.version == version
+            )
+        )
+
+    async def artifact(self, version: IntegrationVersion, filename: str) -> bytes:
+        """The bytes of the version's wheel or sdist named ``filename``."""
+        data: bytes | None = None
+        where = IntegrationVersion.id == version.id
+        if filename == version.wheel_filename:
+            data = await self.session.scalar(select(IntegrationVersion.wheel).where(where))
+        elif filename == version.sdist_filename:
+            data = await self.session.scalar(select(IntegrationVersion.sdist).where(where))
+        if data is None:
+            raise NotFound(f"{filename} is not a file of version {version.version}")
+        return data
+
+
+class Deployments:
+    """Which version runs where, and the history of every deployment."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def deploy(
+        self, version: IntegrationVersion, environment: Environment, *, deployed_by: str
+    ) -> Deployment:
+        """Make ``version`` the one running in ``environment`` and add that to the history."""
+        at = utcnow()
+        current = await self.current(version.integration_id, environment)
+        if current is None:
+            first = Deployment(
+                integration_id=version.integration_id,
+                environment_id=environment.id,
+                version_id=version.id,
+                deployed_by=deployed_by,
+                deployed_at=at,
+            )
+            try:
+                current = await _insert(self.session, first, "deployed concurrently")
+            except AlreadyExists:
+                # Another unit of work deployed this integration here first: take its row over.
+                current = await self.current(version.integration_id, environment)
+                assert current is not None
+        current.version_id = version.id
+        current.deployed_by = deployed_by
+        current.deployed_at = at
+        self.session.add(
+            DeploymentHistory(
+                integration_id=version.integration_id,
+                environment_id=environment.id,
+                version_id=version.id,
+                deployed_by=deployed_by,
+                deployed_at=at,
+            )
+        )
+        await self.session.flush()
+        await self.session.refresh(current)
+        return current
+
+    async def current(self, integration_id: int, environment: Environment) -> Deployment | None:
+        return await self.session.scalar(
+            select(Deployment).where(
+                Deployment.integration_id == integration_id, Deployment.environment_id == environment.id
+            )
+        )
+
+    async def in_environment(self, environment: Environment) -> list[Deployment]:
+        return list(
+            await self.session.scalars(
+                select(Deployment).where(Deployment.environment_id == environment.id).order_by(Deployment.id)
+            )
+        )
+
+    async def history(self, integration_id: int) -> list[DeploymentHistory]:
+        """Every deployment of the integration, oldest first."""
+        return list(
+            await self.session.scalars(
+                select(DeploymentHistory)
+                .where(DeploymentHistory.integration_id == integration_id)
+                .order_by(DeploymentHistory.id)
+            )
+        )
+
+
+class Drafts:
+    """Wizard drafts with optimistic concurrency: every save names the version it was based on."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        owner_user_id: str,
+        team_id: str,
+        step: str,
+        state: Mapping[str, Any],
+        integration_id: int | None = None,
+    ) -> Draft:
+        row = Draft(
+            owner_user_id=owner_user_id,
+            team_id=team_id,
+            step=step,
+            state=dict(state),
+            integration_id=integration_id,
+        )
+        return await _insert(self.session, row)
+
+    async def get(self, draft_id: str) -> Draft | None:
+        return await self.session.get(Draft, draft_id)
+
+    async def require(self, draft_id: str) -> Draft:
+        draft = await self.get(draft_id)
+        if draft is None:
+            raise NotFound("this draft no longer exists; start again with /ib new")
+        return draft
+
+    async def save(
+        self,
+        draft_id: str,
+        *,
+        expected_version: int,
+        step: str,
+        state: Mapping[str, Any],
+        status: str | None = None,
+    ) -> Draft:
+        """Store a new state if the draft is still at ``expected_version``; else :class:`StaleDraft`."""
+        values: dict[str, Any] = {
+            "step": step,
+            "state": dict(state),
+            "version": Draft.version + 1,
+            "updated_at": utcnow(),
+        }
+        if status is not None:
+            values["status"] = status
+        saved = await _rowcount(
+            self.session,
+            update(Draft)
+            .where(Draft.id == draft_id, Draft.version == expected_version)
+            .values(values)
+            .execution_options(synchronize_session=False),
+        )
+        if not saved:
+            await self.require(draft_id)
+            raise StaleDraft("this draft was changed elsewhere (another window or a double click); reopen it")
+        draft = await self.session.get(Draft, draft_id, populate_existing=True)
+        assert draft is not None
+        return draft
+
+    async def open_for(self, owner_user_id: str, team_id: str) -> list[Draft]:
+        """The user's open drafts, most recently touched first."""
+        return list(
+            await self.session.scalars(
+                select(Draft)
+                .where(Draft.owner_user_id == owner_user_id, Draft.team_id == team_id, Draft.status == "open")
+                .order_by(Draft.updated_at.desc())
+            )
+        )
+
+
+class DedupKeys:
+    """Idempotency keys shared by every process: whoever inserts a key first owns the event.
+
+    Claim in a short unit of work of its own: the key (and, on SQLite, the write lock) is held
+    until that unit commits.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, key: str) -> bool:
+        """True for the first claim of ``key`` anywhere, False for every later one."""
+        try:
+            # A Core insert, not session.add(): the identity map must not answer for the database.
+            async with self.session.begin_nested():
+                await self.session.execute(insert(DedupKey).values(key=key))
+        except IntegrityError as error:
+            if not _is_unique_violation(error):
+                raise
+            return False
+        return True
+
+    async def prune(self, older_than: datetime) -> int:
+        return await _rowcount(self.session, delete(DedupKey).where(DedupKey.created_at < older_than))
+
+
+# Names of details that would carry a secret; audit entries are shown to users and kept forever.
+_SECRET_DETAIL_NAMES = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "authorization",
+        "bot_token",
+        "client_secret",
+        "code_verifier",
+        "id_token",
+        "password",
+        "private_key",
+        "refresh_token",
+        "secret",
+        "token",
+    }
+)
+
+
+def _secret_detail(details: Any) -> str | None:
+    if isinstance(details, Mapping):
+        for name, value in details.items():
+            lowered = str(name).lower()
+            if lowered in _SECRET_DETAIL_NAMES or lowered.endswith(("_secret", "_password")):
+                return str(name)
+            found = _secret_detail(value)
+            if found:
+                return found
+    elif isinstance(details, list | tuple):
+        for item in details:
+            found = _secret_detail(item)
+            if found:
+                return found
+    return None
+
+
+class AuditLog:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str | int,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append an entry; details that look like secrets are refused (a programming error)."""
+        secret_name = _secret_detail(details)
+        if secret_name is not None:
+            raise ValueError(f"audit details must not carry secrets: remove {secret_name!r}")
+        row = AuditEntry(
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            details=dict(details or {}),
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def for_subject(
+        self, subject_type: str, subject_id: str | int, limit: int = 50
+    ) -> list[AuditEntry]:
+        """The latest entries about one subject, newest first."""
+        return list(
+            await self.session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == str(subject_id))
+                .order_by(AuditEntry.id.desc())
+                .limit(limit)
+            )
+        )
+
+
+class Connections:
+    """Connections (secret fields encrypted with the :class:`SecretBox`) and associations."""
+
+    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+        self.session = session
+        self.box = box
+
+    async def create(
+        self,
+        environment: Environment,
+        *,
+        provider: str,
+        name: str,
+        settings: Mapping[str, Any],
+        secret: Mapping[str, Any],
+        created_by: str,
+    ) -> ExternalConnection:
+        row = ExternalConnection(
+            environment_id=environment.id,
+            provider=provider,
+            name=name,
+            settings=dict(settings),
+            secret=self.box.encrypt_json(secret),
+            created_by=created_by,
+        )
+        return await _insert(
+            self.session, row, f"a connection named {name!r} already exists in {environment.name}"
+        )
+
+    async def get(self, connection_id: int) -> ExternalConnection | None:
+        return await self.session.get(ExternalConnection, connection_id)
+
+    async def in_environment(self, environment: Environment) -> list[ExternalConnection]:
+        return list(
+            await self.session.scalars(
+                select(ExternalConnection)
+                .where(ExternalConnection.environment_id == environment.id)
+                .order_by(ExternalConnection.name)
+            )
+        )
+
+    def read_secret(self, connection: ExternalConnection) -> dict[str, Any]:
+        return self.box.decrypt_json(connection.secret)
+
+    async def update(
+        self,
+        connection: ExternalConnection,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        secret: Mapping[str, Any] | None = None,
+    ) -> ExternalConnection:
+        if settings is not None:
+            connection.settings = dict(settings)
+        if secret is not None:
+            connection.secret = self.box.encrypt_json(secret)
+        await self.session.flush()
+        return connection
+
+    async def record_test(self, connection: ExternalConnection, *, ok: bool, message: str) -> None:
+        connection.last_test_ok = ok
+        connection.last_test_at = utcnow()
+        connection.last_test_message = message
+        await self.session.flush()
+
+    async def delete(self, connection: ExternalConnection) -> None:
+        """Delete the connection; associations that used it become empty."""
+        await self.session.delete(connection)
+        await self.session.flush()
+
+    async def association(self, integration_id: int, environment: Environment) -> Association | None:
+        return await self.session.scalar(
+            select(Association).where(
+                Association.integration_id == integration_id, Association.environment_id == environment.id
+            )
+        )
+
+    async def associate(
+        self,
+        integration_id: int,
+        environment: Environment,
+        connection: ExternalConnection | None,
+        *,
+        updated_by: str,
+    ) -> Association:
+        """Point (integration, environment) at ``connection``; None leaves it empty."""
+        if connection is not None and connection.environment_id != environment.id:
+            raise InvalidValue(
+                f"connection {connection.name!r} belongs to {connection.environment.name}, "
+                f"not to {environment.name}"
+            )
+        row = await self.association(integration_id, environment)
+        if row is None:
+            row = Association(integration_id=integration_id, environment_id=environment.id)
+            self.session.add(row)
+        row.connection_id = connection.id if connection is not None else None
+        row.updated_by = updated_by
+        row.updated_at = utcnow()
+        await self.session.flush()
+        await self.session.refresh(row)
+        return row
+
+
+class CatalogCache:
+    """Parsed catalogs per draft, so wizard steps do not fetch and parse the metadata again."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put(self, draft_id: str, catalog: bytes) -> None:
+        await self.session.merge(CatalogCacheEntry(draft_id=draft_id, catalog=zlib.compress(catalog, 6)))
+        await self.session.flush()
+
+    async def get(self, draft_id: str) -> bytes | None:
+        entry = await self.session.get(CatalogCacheEntry, draft_id)
+        return zlib.decompress(entry.catalog) if entry is not None else None
