@@ -2,7 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.corpora",
-    "tests.fixtures.slack",
     "tests.fixtures.db",
     "tests.fixtures.cap",
 ]
