@@ -294,7 +294,6 @@ _SHARED_TYPES: dict[str, _TypeCodec] = {
     "Edm.SByte": _TypeCodec(int, int, _integer_literal),
     "Edm.Int16": _TypeCodec(int, int, _integer_literal),
     "Edm.Int32": _TypeCodec(int, int, _integer_literal),
-    "Edm.Guid": _TypeCodec(_guid, _guid_text, _guid_text),
 }
 
 _V2_TYPES: dict[str, _TypeCodec] = {
@@ -307,6 +306,7 @@ _V2_TYPES: dict[str, _TypeCodec] = {
     "Edm.DateTime": _TypeCodec(_v2_datetime, _v2_datetime_json, _v2_datetime_literal),
     "Edm.DateTimeOffset": _TypeCodec(_v2_datetime, _v2_datetime_offset_json, _v2_datetime_offset_literal),
     "Edm.Time": _TypeCodec(_v2_time, _v2_time_text, _v2_time_literal),
+    "Edm.Guid": _TypeCodec(_guid, _guid_text, lambda v: f"guid'{_guid_text(v)}'"),
     "Edm.Binary": _TypeCodec(_binary, _base64, lambda v: f"X'{_binary(v).hex().upper()}'"),
 }
 
@@ -320,6 +320,7 @@ _V4_TYPES: dict[str, _TypeCodec] = {
     "Edm.Date": _TypeCodec(date.fromisoformat, _date_text, _date_text),
     "Edm.DateTimeOffset": _TypeCodec(_iso_datetime, _utc_text, _utc_text),
     "Edm.TimeOfDay": _TypeCodec(time.fromisoformat, _time_of_day_text, _time_of_day_text),
+    "Edm.Guid": _TypeCodec(_guid, _guid_text, _guid_text),
     "Edm.Duration": _TypeCodec(_duration, _duration_text, lambda v: f"duration'{_duration_text(v)}'"),
     "Edm.Binary": _TypeCodec(_binary, _base64url, lambda v: f"binary'{_base64url(v)}'"),
 }
