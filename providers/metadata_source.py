@@ -216,7 +216,10 @@ def parse_edmx(data: bytes, *, max_bytes: int | None = None) -> EdmxDocument:
     text = data.lstrip(b" \t\r\n")
     if not text:
         raise MetadataError("the metadata document is empty")
-    if b"<!DOCTYPE" in text[:4096]:
+    # Refused before parsing so the user hears "DTD" rather than a parse error about entities.
+    # Wide encodings (UTF-16/32) put NUL bytes between ASCII characters: drop them to look.
+    probe = text.replace(b"\x00", b"") if b"\x00" in text[:4] else text
+    if b"<!DOCTYPE" in probe:
         raise _dtd_refused()
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
@@ -226,7 +229,7 @@ def parse_edmx(data: bytes, *, max_bytes: int | None = None) -> EdmxDocument:
     except etree.XMLSyntaxError as exc:
         raise MetadataError(f"the metadata document is not well-formed XML: {_first_line(exc)}") from None
     docinfo = root.getroottree().docinfo
-    # The prefix check above misses DTDs in non-ASCII encodings (UTF-16); the parser does not.
+    # The byte check above cannot see a DTD in an encoding such as EBCDIC; the parser can.
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise _dtd_refused()
     if etree.QName(root).localname != "Edmx":
@@ -358,10 +361,9 @@ def _dtd_refused() -> MetadataError:
 
 
 def _format_size(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):g} MB"
-    if size >= 1024:
-        return f"{size / 1024:g} kB"
+    for unit, factor in (("MB", 1024 * 1024), ("kB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor} {unit}"
     return f"{size} bytes"
 
 

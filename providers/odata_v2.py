@@ -22,7 +22,15 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 from pyodata.exceptions import PyODataException
-from pyodata.v2.model import Config, ErrorPolicy, MetadataBuilder, NullAssociation, NullType, ParserError
+from pyodata.v2.model import (
+    Config,
+    EnumType,
+    ErrorPolicy,
+    MetadataBuilder,
+    NullAssociation,
+    NullType,
+    ParserError,
+)
 
 from providers.base import MetadataError
 from providers.metadata_source import EdmxDocument
@@ -170,7 +178,13 @@ def _object_def(
 
 def _attribute(model: CsdlModel, prop: Any, key: bool, etag: bool) -> Attribute:
     type_info = prop.type_info
-    type_name = type_info.name if type_info.namespace is None else f"{type_info.namespace}.{type_info.name}"
+    if isinstance(prop.typ, EnumType):
+        # pyodata found the enum even when the property names it without a namespace.
+        type_name = f"{prop.typ.namespace}.{prop.typ.name}"
+    elif type_info.namespace is None:
+        type_name = type_info.name
+    else:
+        type_name = f"{type_info.namespace}.{type_info.name}"
     value_type, wire_type, enum, _ = model.value_type(type_name)
     precision = prop.precision or None  # pyodata reads a missing Precision as 0
     runtime: dict[str, Any] = {"etag": True} if etag else {}

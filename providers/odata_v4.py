@@ -251,7 +251,9 @@ class CsdlModel:
                 next_value = value + 1
             label = _string(self.annotations(member).get(SAP_COMMON + "Label"))
             members.append(EnumMember(name=member.get("Name") or "", value=value, label=label or ""))
-        enum = EnumType(name=fqn, members=tuple(members), flags=element.get("IsFlags") == "true")
+        enum = EnumType(
+            name=fqn, members=tuple(members), flags=(element.get("IsFlags") or "").lower() == "true"
+        )
         self._enums[fqn] = enum
         return enum
 
@@ -295,8 +297,9 @@ class CsdlModel:
             self._attribute(info, declaring, prop, rules) for declaring, prop in info.properties
         )
         has_keys = any(a.key for a in attributes)
+        readable = _bool(_record(set_terms.get(CAPABILITIES + "ReadRestrictions")).get("Readable"), True)
         capabilities = Capabilities(
-            queryable=_bool(_record(set_terms.get(CAPABILITIES + "ReadRestrictions")).get("Readable"), True),
+            queryable=readable,
             countable=_bool(
                 _record(set_terms.get(CAPABILITIES + "CountRestrictions")).get("Countable"), True
             ),
@@ -311,7 +314,7 @@ class CsdlModel:
             and _bool(set_terms.get(CAPABILITIES + "SkipSupported"), True),
             filterable=_bool(filter_rules.get("Filterable"), True),
             sortable=_bool(sort_rules.get("Sortable"), True),
-            readable_by_key=has_keys,
+            readable_by_key=has_keys and readable,
         )
         label = _string(set_terms.get(SAP_COMMON + "Label")) or _string(type_terms.get(SAP_COMMON + "Label"))
         description = _string(set_terms.get(CORE + "Description")) or _string(
