@@ -1,0 +1,234 @@
+"""Python source fragments for generated modules: literals, 120-column wrapping, import order.
+
+Everything from metadata that is not an identifier (wire names, type names, enum values, runtime
+mappings) reaches generated code through :func:`string_literal` or :func:`expression`, which
+escape every character outside printable ASCII, so the output is plain ASCII and a name can
+never end its literal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LINE_LENGTH = 120
+_STRING_CHUNK = 72
+
+
+def string_literal(value: str) -> str:
+    """``value`` as a double-quoted, ASCII-only Python string literal."""
+    parts: list[str] = ['"']
+    for char in value:
+        code = ord(char)
+        if char in '\\"':
+            parts.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            parts.append(char)
+        elif char == "\n":
+            parts.append("\\n")
+        elif char == "\t":
+            parts.append("\\t")
+        elif code < 0x100:
+            parts.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            parts.append(f"\\u{code:04x}")
+        else:
+            parts.append(f"\\U{code:08x}")
+    parts.append('"')
+    return "".join(parts)
+
+
+class Node:
+    """A fragment that lays itself out flat when it fits and over several lines when not."""
+
+    def flat(self) -> str:
+        raise NotImplementedError
+
+    def render(self, column: int, indent: int, tail: int) -> str:
+        """Source starting at ``column``; continuation lines at ``indent``; ``tail`` columns follow."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Code(Node):
+    """Source text used as is (identifiers, numbers, keywords)."""
+
+    text: str
+
+    def flat(self) -> str:
+        return self.text
+
+    def render(self, column: int, indent: int, tail: int) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Node):
+    """A string value; too long for its line, it becomes a parenthesised implicit concatenation."""
+
+    value: str
+
+    def flat(self) -> str:
+        return string_literal(self.value)
+
+    def render(self, column: int, indent: int, tail: int) -> str:
+        flat = self.flat()
+        if column + len(flat) + tail <= LINE_LENGTH or len(flat) <= _STRING_CHUNK:
+            return flat
+        pad = " " * (indent + 4)
+        chunks = _string_chunks(self.value)
+        return "(\n" + "\n".join(pad + chunk for chunk in chunks) + "\n" + " " * indent + ")"
+
+
+def _string_chunks(value: str) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for char in value:
+        if len(string_literal(current + char)) > _STRING_CHUNK and current:
+            chunks.append(string_literal(current))
+            current = ""
+        current += char
+    chunks.append(string_literal(current))
+    return chunks
+
+
+@dataclass(frozen=True, slots=True)
+class Group(Node):
+    """Bracketed items (a call, tuple, list or dict), one per line when they do not fit on one."""
+
+    opener: str
+    items: tuple[tuple[str, Node], ...]  # (prefix such as "key=" or '"key": ', value)
+    closer: str
+    one_tuple: bool = False  # a one-element tuple needs its trailing comma even when flat
+
+    def flat(self) -> str:
+        inner = ", ".join(prefix + node.flat() for prefix, node in self.items)
+        if self.one_tuple and len(self.items) == 1:
+            inner += ","
+        return self.opener + inner + self.closer
+
+    def render(self, column: int, indent: int, tail: int) -> str:
+        flat = self.flat()
+        if not self.items or column + len(flat) + tail <= LINE_LENGTH:
+            return flat
+        inner = indent + 4
+        lines = [
+            " " * inner + prefix + node.render(inner + len(prefix), inner, 1) + ","
+            for prefix, node in self.items
+        ]
+        return self.opener + "\n" + "\n".join(lines) + "\n" + " " * indent + self.closer
+
+
+def call(function: str, *args: Node, **kwargs: Node) -> Group:
+    items = [("", arg) for arg in args] + [(f"{name}=", value) for name, value in kwargs.items()]
+    return Group(f"{function}(", tuple(items), ")")
+
+
+def value_node(value: Any) -> Node:
+    """A JSON-like value (None, bool, int, float, str, list, tuple, dict with str keys) as a node."""
+    if value is None or isinstance(value, bool | int):
+        return Code(repr(value))
+    if isinstance(value, float):
+        return Code(repr(value) if math.isfinite(value) else f'float("{value}")')
+    if isinstance(value, str):
+        return Text(value)
+    if isinstance(value, Mapping):
+        items = tuple((string_literal(str(key)) + ": ", value_node(item)) for key, item in value.items())
+        return Group("{", items, "}")
+    if isinstance(value, list):
+        return Group("[", tuple(("", value_node(item)) for item in value), "]")
+    if isinstance(value, tuple):
+        return Group("(", tuple(("", value_node(item)) for item in value), ")", one_tuple=True)
+    raise TypeError(f"cannot write a {type(value).__name__} into generated code")
+
+
+def assignment(target: str, value: Node, indent: int = 0) -> str:
+    """``target = value`` laid out within 120 columns, at ``indent``."""
+    prefix = " " * indent + target + " = "
+    return prefix + value.render(len(prefix), indent, 0)
+
+
+# Import order exactly as ruff's isort wants it (order-by-type, case-insensitive, natural order).
+
+
+def _natural_compare(left: str, right: str) -> int:
+    """The ``natord`` crate's comparison: digit runs compare by value (with leading-zero runs
+    compared digit by digit), everything else by code point."""
+    i = j = 0
+    while True:
+        if i >= len(left) or j >= len(right):
+            return (i < len(left)) - (j < len(right))
+        a, b = left[i], right[j]
+        if a.isascii() and a.isdigit() and b.isascii() and b.isdigit():
+            run_a = _digit_run(left, i)
+            run_b = _digit_run(right, j)
+            if a == "0" or b == "0":
+                result = _compare_fraction(run_a, run_b)
+                if result:
+                    return result
+                # Equal fractional runs: natord stops its run comparison at the shorter one.
+                i += min(len(run_a), len(run_b))
+                j += min(len(run_a), len(run_b))
+                continue
+            result = _compare_integer(run_a, run_b)
+            if result:
+                return result
+            i += len(run_a)
+            j += len(run_b)
+            continue
+        if a != b:
+            return -1 if a < b else 1
+        i += 1
+        j += 1
+
+
+def _digit_run(text: str, start: int) -> str:
+    end = start
+    while end < len(text) and text[end].isascii() and text[end].isdigit():
+        end += 1
+    return text[start:end]
+
+
+def _compare_fraction(a: str, b: str) -> int:
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            return -1 if x < y else 1
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def _compare_integer(a: str, b: str) -> int:
+    if len(a) != len(b):
+        return -1 if len(a) < len(b) else 1
+    return (a > b) - (a < b)
+
+
+def _member_type(name: str) -> int:
+    if len(name) > 1 and name.isupper():
+        return 0  # constant
+    if name[:1].isupper():
+        return 1  # class
+    return 2  # variable or function
+
+
+def _member_compare(left: str, right: str) -> int:
+    by_type = _member_type(left) - _member_type(right)
+    if by_type:
+        return by_type
+    return _natural_compare(left.lower(), right.lower()) or _natural_compare(left, right)
+
+
+def sorted_members(names: Iterable[str]) -> list[str]:
+    """Names of one ``from x import ...`` in the order ruff's isort (I001) expects."""
+    return sorted(set(names), key=functools.cmp_to_key(_member_compare))
+
+
+def from_import(module: str, names: Sequence[str]) -> str:
+    """``from module import a, b`` sorted; wrapped one per line with a trailing comma when long."""
+    members = sorted_members(names)
+    line = f"from {module} import {', '.join(members)}"
+    if len(line) <= LINE_LENGTH:
+        return line
+    return f"from {module} import (\n" + "".join(f"    {name},\n" for name in members) + ")"

@@ -1,0 +1,592 @@
+"""The render model: every name, type and source fragment the templates print, computed in Python.
+
+Templates hold no decisions; they lay out what :func:`build_render_model` computed. Names are
+handed out through :mod:`generator.names` in one fixed order (models, enums, attribute enums,
+descriptor constants; objects in catalog order; renamed attributes, other attributes, expansions)
+so the same spec and metadata always give the same identifiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from generator import names, pycode
+from generator.names import Namespace
+from generator.pycode import Code, Group, Node, Text, call, value_node
+from generator.selection import Actions, SelectedObject, Selection
+from providers.model import Attribute, EnumType, ObjectDef, ValueType
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    """An annotation plus what it needs imported: stdlib imports and generated model classes."""
+
+    annotation: str
+    imports: frozenset[tuple[str, str | None]] = frozenset()  # (module, name); name None: ``import module``
+    models: frozenset[str] = frozenset()
+
+    def listed(self) -> TypeRef:
+        return TypeRef(f"list[{self.annotation}]", self.imports, self.models)
+
+
+_ANY = TypeRef("Any", frozenset({("typing", "Any")}))
+_BASE_TYPES: dict[ValueType, TypeRef] = {
+    ValueType.STRING: TypeRef("str"),
+    ValueType.INTEGER: TypeRef("int"),
+    ValueType.DECIMAL: TypeRef("Decimal", frozenset({("decimal", "Decimal")})),
+    ValueType.FLOAT: TypeRef("float"),
+    ValueType.BOOLEAN: TypeRef("bool"),
+    ValueType.DATETIME: TypeRef("datetime.datetime", frozenset({("datetime", None)})),
+    ValueType.DATE: TypeRef("datetime.date", frozenset({("datetime", None)})),
+    ValueType.TIME: TypeRef("datetime.time", frozenset({("datetime", None)})),
+    ValueType.DURATION: TypeRef("datetime.timedelta", frozenset({("datetime", None)})),
+    ValueType.GUID: TypeRef("UUID", frozenset({("uuid", "UUID")})),
+    ValueType.BINARY: TypeRef("bytes"),
+    ValueType.ENUM: _ANY,  # an enum attribute whose members the system did not describe
+    ValueType.JSON: _ANY,
+}
+_RECORD_DICT = TypeRef("dict[str, Any]", _ANY.imports)
+_CONNECTION_EXPORTS = ("ApiKeyAuth", "BasicAuth", "BearerAuth", "Connection")
+_QUERY_EXPORTS = ("BasicFilter", "FilterOperator", "OrderBy", "Page", "SortDirection")
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """What differs between an action and its async twin; the templates write each action once."""
+
+    is_async: bool
+    suffix: str
+    define: str
+    await_: str
+    client: str
+    open_client: str
+    iterator: str
+    resolve: str
+
+
+FLAVORS = (
+    Flavor(
+        is_async=False,
+        suffix="",
+        define="def",
+        await_="",
+        client="Client",
+        open_client="with _client(connection) as client",
+        iterator="Iterator",
+        resolve="_RESOLVER.resolve()",
+    ),
+    Flavor(
+        is_async=True,
+        suffix="_async",
+        define="async def",
+        await_="await ",
+        client="AsyncClient",
+        open_client="async with _async_client(connection) as client",
+        iterator="AsyncIterator",
+        resolve="await _RESOLVER.aresolve()",
+    ),
+)
+
+
+@dataclass(slots=True)
+class EnumMemberModel:
+    assignment: str  # 'RED = "Red"', laid out for indentation 4
+    doc: list[str]
+
+
+@dataclass(slots=True)
+class EnumModel:
+    name: str
+    base: str  # "Enum" or "Flag"
+    doc: list[str]
+    members: list[EnumMemberModel]
+
+
+@dataclass(slots=True)
+class FieldModel:
+    name: str
+    annotation: str  # always "X | None": records may be read partially and attributes may be null
+    doc: list[str]
+
+
+@dataclass(slots=True)
+class KeyParameter:
+    name: str
+    annotation: str
+
+
+@dataclass(slots=True)
+class ActionModel:
+    kind: str  # search, count, iter, get, create, update, delete: picks the docstring and the body
+    name: str  # without the "_async" suffix of the twin
+    parameters: list[str]  # after ``connection``
+    arguments: list[str]  # the parameters passed on, after the connection
+    returns: str
+    returns_async: str
+    returns_value: bool
+
+
+_FILTER_PARAMETERS = ["filters: Sequence[BasicFilter] = ()", "advanced_filter: str | None = None"]
+_ORDER_PARAMETERS = ["order_by: Sequence[OrderBy] = ()", "advanced_order_by: str | None = None"]
+_ETAG_PARAMETER = "etag: str | None = None"
+
+
+def _action(kind: str, name: str, parameters: list[str], positional: int, returns: str) -> ActionModel:
+    """``positional`` leading parameters (the key) are passed on by position, the rest by keyword."""
+    names_only = [parameter.split(":", 1)[0] for parameter in parameters]
+    arguments = names_only[:positional] + [f"{n}={n}" for n in names_only[positional:]]
+    returns_async = returns.replace("Iterator[", "AsyncIterator[", 1) if kind == "iter" else returns
+    return ActionModel(kind, name, parameters, arguments, returns, returns_async, returns != "None")
+
+
+def _action_models(
+    actions: Actions, plural: str, singular: str, model: str, attribute_enum: str, keys: list[KeyParameter]
+) -> list[ActionModel]:
+    key_parameters = [f"{key.name}: {key.annotation}" for key in keys]
+    record_parameters = [
+        f"obj: {model}",
+        f"attributes_to_send: Sequence[{attribute_enum} | str] | None = None",
+    ]
+    search_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "skip: int = 0", "top: int = 50"]
+    iter_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "page_size: int = 500"]
+    wanted = [
+        (actions.search, "search", plural, search_parameters, 0, f"Page[{model}]"),
+        (actions.count, "count", plural, _FILTER_PARAMETERS, 0, "int"),
+        (actions.search, "iter", plural, iter_parameters, 0, f"Iterator[{model}]"),
+        (actions.get, "get", singular, key_parameters, len(keys), model),
+        (actions.create, "create", singular, record_parameters, 0, model),
+        (actions.update, "update", singular, [*key_parameters, *record_parameters, _ETAG_PARAMETER],
+         len(keys), "None"),
+        (actions.delete, "delete", singular, [*key_parameters, _ETAG_PARAMETER], len(keys), "None"),
+    ]
+    return [
+        _action(kind, f"{kind}_{stem}", parameters, positional, returns)
+        for enabled, kind, stem, parameters, positional, returns in wanted
+        if enabled
+    ]
+
+
+@dataclass(slots=True)
+class ReadmeField:
+    name: str
+    wire: str
+    annotation: str
+
+
+@dataclass(slots=True)
+class ObjectModel:
+    title: str  # the object's label, for the README
+    wire_name: str  # docstring-safe
+    model: str
+    attribute_enum: str
+    constant: str
+    plural: str  # stem of search_ / count_ / iter_
+    singular: str  # stem of get_ / create_ / update_ / delete_
+    actions: Actions
+    action_models: list[ActionModel]
+    read_only: bool
+    model_doc: list[str]
+    fields: list[FieldModel]
+    attribute_members: list[EnumMemberModel]
+    first_member: str  # an attribute enum member for README examples
+    key_parameters: list[KeyParameter]
+    key_argument: str  # the key mapping as the ``key=`` argument at indentation 12
+    descriptor: str  # "CONSTANT = ObjectDescriptor(...)"
+    readme_fields: list[ReadmeField]
+
+
+@dataclass(slots=True)
+class RenderModel:
+    module: str
+    version: str
+    version_literal: str
+    module_literal: str
+    title: str  # application name, for the README
+    description: list[str]  # README paragraphs
+    extra_requirements: list[str]
+    enums: list[EnumModel]
+    objects: list[ObjectModel]
+    service_descriptor: str
+    has_search: bool
+    has_writes: bool
+    models_imports: str
+    driver_imports: str
+    service_imports: str
+    init_imports: str
+    exports: list[str] = field(default_factory=list)
+    flavors: tuple[Flavor, ...] = FLAVORS
+
+
+class _Imports:
+    """Import lines of one generated module, written in the order ruff's isort expects."""
+
+    def __init__(self, models_module: str = ".models") -> None:
+        self._plain: set[str] = set()
+        self._from: dict[str, set[str]] = {}
+        self._models_module = models_module
+
+    def add(self, module: str, *members: str) -> None:
+        if members:
+            self._from.setdefault(module, set()).update(members)
+        else:
+            self._plain.add(module)
+
+    def add_type(self, ref: TypeRef) -> None:
+        for module, member in ref.imports:
+            self.add(module, *([member] if member else []))
+        if ref.models:
+            self.add(self._models_module, *ref.models)
+
+    def render(self) -> str:
+        stdlib = [f"import {module}" for module in sorted(self._plain)]
+        stdlib += [
+            pycode.from_import(module, sorted(members))
+            for module, members in sorted(self._from.items())
+            if not module.startswith(".")
+        ]
+        local = [
+            pycode.from_import(module, sorted(members))
+            for module, members in sorted(self._from.items(), key=lambda item: (item[0] != ".", item[0]))
+            if module.startswith(".")
+        ]
+        sections = ["from __future__ import annotations", "\n".join(stdlib), "\n".join(local)]
+        return "\n\n".join(section for section in sections if section)
+
+
+def _doc(text: str) -> list[str]:
+    return names.docstring_lines(text)
+
+
+def _markdown(text: str) -> str:
+    """Text for a Markdown code span or table cell: one line, no backticks or pipes."""
+    return " ".join(text.split()).replace("`", "'").replace("|", "/")
+
+
+def _field_doc(attribute: Attribute) -> list[str]:
+    facts = [f"``{attribute.name}``", attribute.wire_type]
+    if attribute.key:
+        facts.append("key")
+    if attribute.read_only:
+        facts.append("read-only")
+    elif not attribute.creatable:
+        facts.append("not sent on create")
+    elif not attribute.updatable:
+        facts.append("not sent on update")
+    if attribute.max_length:
+        facts.append(f"at most {attribute.max_length} characters")
+    described = ", ".join(fact for fact in facts if fact)
+    label = attribute.label.strip()
+    return _doc(f"{label} ({described})." if label else f"{described}.")
+
+
+def _model_doc(definition: ObjectDef) -> list[str]:
+    parts = [f"A record of ``{definition.name}``.", definition.description]
+    label = definition.label.strip()
+    if label and label != definition.name:
+        parts.insert(0, f"{label}.")
+    return _doc(" ".join(part for part in parts if part))
+
+
+def _member(name: str, value: Node, doc: str = "") -> EnumMemberModel:
+    prefix = f"{name} = "
+    return EnumMemberModel(prefix + value.render(4 + len(prefix), 4, 0), _doc(doc))
+
+
+class _Builder:
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.classes = Namespace(names.PYTHON_RESERVED | names.PACKAGE_NAMES)
+        self.plurals = Namespace()
+        self.singulars = Namespace()
+        self.enum_names: dict[EnumType, str] = {}
+        self.model_names: dict[str, str] = {}  # ObjectDef.name -> model class
+
+    def value_type(self, attribute: Attribute) -> TypeRef:
+        if attribute.type is ValueType.ENUM and attribute.enum is not None:
+            name = self.enum_names[attribute.enum]
+            ref = TypeRef(name, models=frozenset({name}))
+        else:
+            ref = _BASE_TYPES[attribute.type]
+        return ref.listed() if attribute.collection else ref
+
+    def build(self) -> RenderModel:
+        selection = self.selection
+        for selected in selection.objects:
+            definition = selected.definition
+            self.model_names[definition.name] = self.classes.add(definition.entity_name, "pascal", "Model")
+        for selected in selection.objects:
+            for attribute in selected.attributes:
+                if attribute.type is ValueType.ENUM and attribute.enum is not None:
+                    if attribute.enum not in self.enum_names:
+                        short = attribute.enum.name.rsplit(".", 1)[-1]
+                        self.enum_names[attribute.enum] = self.classes.add(short, "pascal", "Choice")
+        attribute_enums = {
+            selected.definition.name: self.classes.claim(
+                self.model_names[selected.definition.name][: names.MAX_IDENTIFIER_LENGTH - 9] + "Attribute"
+            )
+            for selected in selection.objects
+        }
+        stems = {
+            selected.definition.name: (
+                self.plurals.claim(names.stem(selected.definition.name, "objects")),
+                self.singulars.claim(names.stem(selected.definition.entity_name, "object")),
+            )
+            for selected in selection.objects
+        }
+        constants = {name: self.classes.claim(plural.upper()) for name, (plural, _) in stems.items()}
+
+        models_imports = _Imports()
+        models_imports.add("dataclasses", "dataclass")
+        models_imports.add("enum", "Enum")
+        models_imports.add("._runtime.records", "Record")
+        driver_imports = _Imports()
+        service_imports = _Imports()
+        objects = [
+            self.object_model(
+                selected,
+                attribute_enum=attribute_enums[selected.definition.name],
+                constant=constants[selected.definition.name],
+                plural=stems[selected.definition.name][0],
+                singular=stems[selected.definition.name][1],
+                models_imports=models_imports,
+                action_imports=(driver_imports, service_imports),
+            )
+            for selected in selection.objects
+        ]
+        enums = [self.enum_model(enum, name) for enum, name in self.enum_names.items()]
+        if any(enum.flags for enum in self.enum_names):
+            models_imports.add("enum", "Flag")
+        has_search = any(o.actions.search for o in objects)
+        has_writes = any(o.actions.create or o.actions.update for o in objects)
+        self.common_imports(driver_imports, service_imports, has_search, has_writes)
+
+        catalog, spec = selection.catalog, selection.spec
+        service_descriptor = pycode.assignment(
+            "SERVICE",
+            call(
+                "ServiceDescriptor",
+                integration=Text(spec.module_name),
+                version=Text(spec.version),
+                runtime=value_node(dict(catalog.runtime)),
+                objects=Group(
+                    "{",
+                    tuple(
+                        (pycode.string_literal(s.definition.name) + ": ", Code(constants[s.definition.name]))
+                        for s in selection.objects
+                    ),
+                    "}",
+                ),
+            ),
+        )
+        exported_classes = [
+            *(o.model for o in objects),
+            *(o.attribute_enum for o in objects),
+            *(e.name for e in enums),
+        ]
+        init_imports = _Imports()
+        init_imports.add(".", "errors")
+        init_imports.add("._runtime.connection", *_CONNECTION_EXPORTS)
+        init_imports.add("._runtime.query", *_QUERY_EXPORTS)
+        init_imports.add(".models", *exported_classes)
+        exports = sorted([*exported_classes, *_CONNECTION_EXPORTS, *_QUERY_EXPORTS, "errors", "__version__"])
+        return RenderModel(
+            module=spec.module_name,
+            version=spec.version,
+            version_literal=pycode.string_literal(spec.version),
+            module_literal=pycode.string_literal(spec.module_name),
+            title=_markdown(spec.application_name) or spec.module_name,
+            description=[_markdown(line) for line in spec.description.splitlines() if line.strip()],
+            extra_requirements=[_markdown(r) for r in selection.runtime.dependencies],
+            enums=enums,
+            objects=objects,
+            service_descriptor=service_descriptor,
+            has_search=has_search,
+            has_writes=has_writes,
+            models_imports=models_imports.render(),
+            driver_imports=driver_imports.render(),
+            service_imports=service_imports.render(),
+            init_imports=init_imports.render(),
+            exports=exports,
+        )
+
+    def common_imports(self, driver: _Imports, service: _Imports, has_search: bool, has_writes: bool) -> None:
+        runtime = f"._runtime.{self.selection.runtime.module}"
+        driver.add("collections.abc", "AsyncIterator", "Iterator")
+        driver.add("contextlib", "asynccontextmanager", "contextmanager")
+        driver.add("._runtime.connection", "Connection")
+        driver.add(runtime, "AsyncClient", "Client")
+        driver.add("._runtime.records", "ObjectDescriptor", "ServiceDescriptor")
+        service.add(".", "driver")
+        service.add("._runtime.connection", "ManagerResolver")
+        if has_search:
+            driver.add("typing", "Any", "TypeVar")
+            service.add("typing", "TypeVar")
+            for imports in (driver, service):
+                imports.add("collections.abc", "AsyncIterator", "Iterator", "Sequence")
+                imports.add("._runtime.query", "BasicFilter", "OrderBy", "Page")
+        if has_writes:
+            driver.add("enum", "Enum")
+            for imports in (driver, service):
+                imports.add("collections.abc", "Sequence")
+
+    def enum_model(self, enum: EnumType, name: str) -> EnumModel:
+        members = Namespace(names.PYTHON_RESERVED)
+        flags = enum.flags and all(isinstance(m.value, int) for m in enum.members)
+        return EnumModel(
+            name=name,
+            base="Flag" if flags else "Enum",
+            doc=_doc(f"{enum.name.rsplit('.', 1)[-1]} (``{enum.name}``)."),
+            members=[
+                _member(members.add(member.name, "upper", "MEMBER"), value_node(member.value), member.label)
+                for member in enum.members
+            ],
+        )
+
+    def object_model(
+        self,
+        selected: SelectedObject,
+        *,
+        attribute_enum: str,
+        constant: str,
+        plural: str,
+        singular: str,
+        models_imports: _Imports,
+        action_imports: tuple[_Imports, _Imports],
+    ) -> ObjectModel:
+        definition = selected.definition
+        model = self.model_names[definition.name]
+        field_names = Namespace(names.PYTHON_RESERVED | names.RECORD_MEMBERS)
+        chosen: dict[str, str] = {}
+        for wire in [a.name for a in selected.attributes] + [n.name for n in selected.expand]:
+            if wire in selected.renames:
+                chosen[wire] = field_names.claim(selected.renames[wire])
+        for wire in [a.name for a in selected.attributes] + [n.name for n in selected.expand]:
+            if wire not in chosen:
+                chosen[wire] = field_names.add(wire, "snake", "field", names.RECORD_MEMBERS)
+
+        fields: list[FieldModel] = []
+        members: list[EnumMemberModel] = []
+        field_nodes: list[tuple[str, Node]] = []
+        readme_fields: list[ReadmeField] = []
+        for attribute in selected.attributes:
+            name = chosen[attribute.name]
+            ref = self.value_type(attribute)
+            models_imports.add_type(TypeRef(ref.annotation, ref.imports))
+            fields.append(FieldModel(name, f"{ref.annotation} | None", _field_doc(attribute)))
+            members.append(_member(name.upper(), Text(attribute.name)))
+            readme_fields.append(ReadmeField(name, _markdown(attribute.name), ref.annotation))
+            options: dict[str, Node] = {}
+            if attribute.key:
+                options["key"] = Code("True")
+            if not attribute.creatable:
+                options["creatable"] = Code("False")
+            if not attribute.updatable:
+                options["updatable"] = Code("False")
+            if attribute.collection:
+                options["collection"] = Code("True")
+            if ref.models:
+                options["enum"] = Code(next(iter(ref.models)))
+                action_imports[0].add(".models", *ref.models)
+            field_nodes.append(
+                (
+                    "",
+                    call(
+                        "FieldDescriptor",
+                        attr=Text(name),
+                        wire=Text(attribute.name),
+                        wire_type=Text(attribute.wire_type),
+                        value_type=Text(attribute.type.value),
+                        **options,
+                    ),
+                )
+            )
+        navigation_nodes: list[tuple[str, Node]] = []
+        for navigation in selected.expand:
+            name = chosen[navigation.name]
+            target = self.model_names.get(navigation.target)
+            ref = TypeRef(target, models=frozenset({target})) if target else _RECORD_DICT
+            if navigation.many:
+                ref = ref.listed()
+            models_imports.add_type(TypeRef(ref.annotation, ref.imports))
+            label = navigation.label.strip()
+            described = f"``{navigation.name}``, expanded"
+            doc = _doc(f"{label} ({described})." if label else f"{described}.")
+            fields.append(FieldModel(name, f"{ref.annotation} | None", doc))
+            targets = {"target": Text(navigation.target)} if target else {}
+            navigation_nodes.append(
+                (
+                    "",
+                    call(
+                        "NavigationDescriptor",
+                        attr=Text(name),
+                        wire=Text(navigation.name),
+                        many=Code(repr(navigation.many)),
+                        **targets,
+                    ),
+                )
+            )
+
+        descriptor_parts: dict[str, Node] = {
+            "name": Text(definition.name),
+            "entity_name": Text(definition.entity_name),
+            "model": Code(model),
+            "fields": Group("(", tuple(field_nodes), ")", one_tuple=True),
+        }
+        driver_imports = action_imports[0]
+        driver_imports.add(".models", model)
+        driver_imports.add("._runtime.records", "FieldDescriptor")
+        if navigation_nodes:
+            descriptor_parts["navigations"] = Group("(", tuple(navigation_nodes), ")", one_tuple=True)
+            descriptor_parts["expand"] = value_node(tuple(n.name for n in selected.expand))
+            driver_imports.add("._runtime.records", "NavigationDescriptor")
+        if definition.runtime:
+            descriptor_parts["runtime"] = value_node(dict(definition.runtime))
+        descriptor = pycode.assignment(constant, call("ObjectDescriptor", **descriptor_parts))
+
+        actions = selected.actions
+        key_parameters: list[KeyParameter] = []
+        key_items: list[tuple[str, Node]] = []
+        if actions.get or actions.update or actions.delete:
+            parameters = Namespace(names.PYTHON_RESERVED | names.ACTION_PARAMETERS)
+            for attribute in definition.keys:
+                field_name = chosen[attribute.name]
+                parameter = parameters.claim(
+                    field_name + "_" if field_name in names.ACTION_PARAMETERS else field_name
+                )
+                ref = self.value_type(attribute)
+                for imports in action_imports:
+                    imports.add_type(ref)
+                key_parameters.append(KeyParameter(parameter, ref.annotation))
+                key_items.append((pycode.string_literal(attribute.name) + ": ", Code(parameter)))
+        for imports in action_imports:
+            if actions.search or actions.get or actions.create:
+                imports.add(".models", model)
+            if actions.create or actions.update:
+                imports.add(".models", model, attribute_enum)
+        return ObjectModel(
+            title=_markdown(definition.label or definition.name),
+            wire_name=_markdown(definition.name),
+            model=model,
+            attribute_enum=attribute_enum,
+            constant=constant,
+            plural=plural,
+            singular=singular,
+            actions=actions,
+            action_models=_action_models(actions, plural, singular, model, attribute_enum, key_parameters),
+            read_only=not (actions.create or actions.update or actions.delete),
+            model_doc=_model_doc(definition),
+            fields=fields,
+            attribute_members=members,
+            first_member=chosen[(definition.keys or selected.attributes)[0].name].upper()
+            if selected.attributes
+            else "",
+            key_parameters=key_parameters,
+            key_argument="key=" + Group("{", tuple(key_items), "}").render(16, 12, 1),
+            descriptor=descriptor,
+            readme_fields=readme_fields,
+        )
+
+
+def build_render_model(selection: Selection) -> RenderModel:
+    """Name everything and lay out every source fragment the templates print."""
+    return _Builder(selection).build()
