@@ -123,7 +123,6 @@ class CsdlModel:
     def __init__(self, document: EdmxDocument) -> None:
         self.aliases: dict[str, str] = {}
         self.entity_types: dict[str, etree._Element] = {}
-        self.complex_types: set[str] = set()
         self.enum_elements: dict[str, etree._Element] = {}
         self.type_definitions: dict[str, str] = {}
         self.containers: list[tuple[str, etree._Element]] = []
@@ -160,8 +159,6 @@ class CsdlModel:
             fqn = f"{namespace}.{name}"
             if kind == "EntityType":
                 self.entity_types[fqn] = child
-            elif kind == "ComplexType":
-                self.complex_types.add(fqn)
             elif kind == "EnumType":
                 self.enum_elements[fqn] = child
             elif kind == "TypeDefinition":
@@ -297,23 +294,21 @@ class CsdlModel:
             self._attribute(info, declaring, prop, rules) for declaring, prop in info.properties
         )
         has_keys = any(a.key for a in attributes)
-        readable = _bool(_record(set_terms.get(CAPABILITIES + "ReadRestrictions")).get("Readable"), True)
+
+        def allowed(restrictions: str, permission: str) -> bool:
+            return _bool(_record(set_terms.get(CAPABILITIES + restrictions)).get(permission), True)
+
+        readable = allowed("ReadRestrictions", "Readable")
         capabilities = Capabilities(
             queryable=readable,
-            countable=_bool(
-                _record(set_terms.get(CAPABILITIES + "CountRestrictions")).get("Countable"), True
-            ),
-            creatable=_bool(
-                _record(set_terms.get(CAPABILITIES + "InsertRestrictions")).get("Insertable"), True
-            ),
-            updatable=has_keys
-            and _bool(_record(set_terms.get(CAPABILITIES + "UpdateRestrictions")).get("Updatable"), True),
-            deletable=has_keys
-            and _bool(_record(set_terms.get(CAPABILITIES + "DeleteRestrictions")).get("Deletable"), True),
+            countable=allowed("CountRestrictions", "Countable"),
+            creatable=allowed("InsertRestrictions", "Insertable"),
+            updatable=has_keys and allowed("UpdateRestrictions", "Updatable"),
+            deletable=has_keys and allowed("DeleteRestrictions", "Deletable"),
             pageable=_bool(set_terms.get(CAPABILITIES + "TopSupported"), True)
             and _bool(set_terms.get(CAPABILITIES + "SkipSupported"), True),
-            filterable=_bool(filter_rules.get("Filterable"), True),
-            sortable=_bool(sort_rules.get("Sortable"), True),
+            filterable=allowed("FilterRestrictions", "Filterable"),
+            sortable=allowed("SortRestrictions", "Sortable"),
             readable_by_key=has_keys and readable,
         )
         label = _string(set_terms.get(SAP_COMMON + "Label")) or _string(type_terms.get(SAP_COMMON + "Label"))
@@ -323,9 +318,7 @@ class CsdlModel:
         runtime: dict[str, Any] = {
             "entity_type": info.fqn,
             "etag": concurrency is not None,
-            "searchable": _bool(
-                _record(set_terms.get(CAPABILITIES + "SearchRestrictions")).get("Searchable"), True
-            ),
+            "searchable": allowed("SearchRestrictions", "Searchable"),
             "requires_filter": _bool(filter_rules.get("RequiresFilter"), False),
         }
         return ObjectDef(
