@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.corpora",
+    "tests.fixtures.slack",
     "tests.fixtures.db",
     "tests.fixtures.cap",
 ]
