@@ -14,9 +14,10 @@ Decisions a caller may notice:
   ``Connection.url``: SAP systems behind proxies report internal host names, and credentials
   must never travel to another host.
 - ETags: ``update``/``delete`` send ``If-Match: <etag>`` when an etag is given. Without one no
-  ``If-Match`` is sent; if the server insists (428 Precondition Required), the call is repeated
-  once with ``If-Match: *`` because passing no etag means "overwrite whatever is there".
-  A stale etag answers 412 and raises :class:`Conflict`.
+  ``If-Match`` is sent; if the server insists (428 Precondition Required, as CAP and Gateway do
+  for objects with an ETag), the call is repeated once with ``If-Match: *``, because passing no
+  etag means "overwrite whatever is there", and the client then sends ``If-Match: *`` on later
+  etag-less writes to that object straight away. A stale etag answers 412: :class:`Conflict`.
 - Updates: V2 uses MERGE (what SAP Gateway expects) and switches to PATCH for the rest of the
   client's life if the server refuses MERGE (405/501); V4 uses PATCH with
   ``Prefer: return=minimal``. Neither returns the record.
@@ -760,6 +761,7 @@ class _Core:
         self.update_method = self.dialect.update_method
         self.csrf_token: str | None = None
         self.csrf_fetched = False
+        self.etag_required: set[str] = set()  # entity sets whose server answered 428 without If-Match
         self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
 
     # --- descriptors -------------------------------------------------------------------------
@@ -1017,17 +1019,30 @@ class _Core:
         url, name = self.entity_url(codec, key)
         body = codec.body(record, attributes_to_send, creating=False)
         headers = {**self.dialect.update_headers(), **({"If-Match": etag} if etag else {})}
-        yield from self._write(None, url, f"update {name}", body, headers)
+        yield from self._write(None, url, f"update {name}", body, headers, etag_scope=obj.name)
 
     def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
         url, name = self.entity_url(self.codec(obj), key)
-        yield from self._write("DELETE", url, f"delete {name}", None, {"If-Match": etag} if etag else {})
+        headers = {"If-Match": etag} if etag else {}
+        yield from self._write("DELETE", url, f"delete {name}", None, headers, etag_scope=obj.name)
 
     def _write(
-        self, method: str | None, url: str, what: str, body: Any, headers: Mapping[str, str]
+        self,
+        method: str | None,
+        url: str,
+        what: str,
+        body: Any,
+        headers: Mapping[str, str],
+        etag_scope: str | None = None,
     ) -> _Flow[httpx.Response]:
-        """One write with SAP CSRF handling; ``method=None`` means this service's update method."""
+        """One write with SAP CSRF handling.
+
+        ``method=None`` means this service's update method; ``etag_scope`` (the entity set) marks
+        writes to an existing record, which may need ``If-Match``.
+        """
         headers = dict(headers)
+        if etag_scope in self.etag_required and "If-Match" not in headers:
+            headers["If-Match"] = "*"
         csrf_retried = precondition_retried = False
         if not self.csrf_fetched:
             yield from self._fetch_csrf(what)
@@ -1044,8 +1059,9 @@ class _Core:
                 csrf_retried = True
                 yield from self._fetch_csrf(what)
                 continue
-            if status == 428 and not precondition_retried and "If-Match" not in headers:
+            if status == 428 and etag_scope and not precondition_retried and "If-Match" not in headers:
                 precondition_retried = True
+                self.etag_required.add(etag_scope)
                 headers["If-Match"] = "*"
                 continue
             if status in (405, 501) and verb == "MERGE":
