@@ -4,5 +4,8 @@ Importing this package registers the built-in providers (see :mod:`providers.bas
 """
 
 from providers import sap_odata
+from providers.planned import register_planned
+
+register_planned()  # last: only for systems no provider module above implements
 
 __all__ = ["sap_odata"]

@@ -125,6 +125,10 @@ def register(provider: Provider) -> Provider:
     return provider
 
 
+def all_registered_keys() -> set[str]:
+    return set(_REGISTRY)
+
+
 def all_providers() -> list[Provider]:
     _load_builtin()
     return list(_REGISTRY.values())
