@@ -182,6 +182,19 @@ async def test_messages_at_the_limits_are_posted(slack_client: AsyncWebClient) -
     )
 
 
+async def test_channels_need_the_bot_as_a_member(slack_client: AsyncWebClient, fake_slack: FakeSlack) -> None:
+    joined = fake_slack.workspace.add_channel("integrations")
+    outside = fake_slack.workspace.add_channel("random", bot_is_member=False)
+    await slack_client.chat_postMessage(channel=joined, text="Published sales 1.0.0")
+    not_member = await refused(slack_client.chat_postMessage(channel=outside, text="x"))
+    unknown = await refused(slack_client.chat_postMessage(channel="C0NOWHERE", text="x"))
+    assert (not_member.response["error"], unknown.response["error"]) == (
+        "not_in_channel",
+        "channel_not_found",
+    )
+    assert [m.text for m in fake_slack.workspace.messages_in(joined)] == ["Published sales 1.0.0"]
+
+
 async def test_ephemeral_messages_reach_only_members(
     slack_client: AsyncWebClient, fake_slack: FakeSlack
 ) -> None:
@@ -678,6 +691,17 @@ def answer_json(body: Json) -> Callable[[Received], Awaitable[web.StreamResponse
     return answer
 
 
+def respond_with(body: Json) -> Callable[[Received], Awaitable[web.StreamResponse]]:
+    """Answer an interaction through its response_url, as bolt's respond() does, then ack."""
+
+    async def answer(received: Received) -> web.StreamResponse:
+        async with aiohttp.ClientSession() as session:
+            await session.post(received.body["response_url"], json=body)
+        return web.Response()
+
+    return answer
+
+
 async def test_the_driver_signs_as_slack_does(driver: Driver, tiny_app: tuple[TinyApp, str]) -> None:
     tiny, _ = tiny_app
     response = await driver.slash_command(DEVELOPER, "new")
@@ -910,15 +934,7 @@ async def test_a_button_in_a_dm_and_its_response_url(
         text="Dana asks for a connection",
         blocks=[section("Dana asks", accessory=button("provide", "req-7"))],
     )
-
-    async def replace_original(received: Received) -> web.StreamResponse:
-        async with aiohttp.ClientSession() as session:
-            await session.post(
-                received.body["response_url"], json={"replace_original": True, "text": "Handled"}
-            )
-        return web.Response()
-
-    tiny.answer = replace_original
+    tiny.answer = respond_with({"replace_original": True, "text": "Handled"})
     await driver.block_action(ADMIN, "provide")
     action = tiny.received[-1].body
     assert (action["type"], action["user"]["id"], action["actions"][0]["value"]) == (
@@ -933,6 +949,33 @@ async def test_a_button_in_a_dm_and_its_response_url(
         await driver.block_action(BYSTANDER, "provide")
     await driver.block_action(BYSTANDER, "provide", message=message)  # forged: a test may send it anyway
     assert tiny.received[-1].body["user"]["id"] == BYSTANDER.id
+
+
+async def test_a_button_in_a_command_reply_is_replaced_through_its_response_url(
+    driver: Driver, tiny_app: tuple[TinyApp, str], fake_slack: FakeSlack
+) -> None:
+    tiny, _ = tiny_app
+    listing = {"text": "Your integrations", "blocks": [section("sales", accessory=button("deploy", "sales"))]}
+    tiny.answer = answer_json(listing)
+    await driver.slash_command(DEVELOPER, "list")
+    tiny.answer = respond_with({"replace_original": True, "text": "Deploying sales..."})
+    await driver.block_action(DEVELOPER, "deploy")
+    action = tiny.received[-1].body
+    assert action["container"]["is_ephemeral"] is True and "message" not in action
+    [reply] = fake_slack.ephemerals_for(DEVELOPER.id)
+    assert [version["text"] for version in reply.versions] == ["Your integrations", "Deploying sales..."]
+    assert fake_slack.messages_for(DEVELOPER.id) == []
+
+
+async def test_a_response_url_works_five_times(fake_slack: FakeSlack) -> None:
+    url = fake_slack.response_url(DEVELOPER.id, fake_slack.workspace.dm_channel(DEVELOPER.id))
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for attempt in range(6):
+            async with session.post(url, json={"text": f"attempt {attempt}"}) as answer:
+                statuses.append(answer.status)
+    assert statuses == [200] * 5 + [404]
+    assert len(fake_slack.ephemerals_for(DEVELOPER.id)) == 5
 
 
 async def test_a_slow_ack_is_recorded_as_a_failure(

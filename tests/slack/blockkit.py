@@ -31,36 +31,9 @@ MAX_TEXT_INPUT = 3000
 MAX_FILE_INPUT_FILES = 10
 DEFAULT_MIN_QUERY_LENGTH = 3
 
-# Elements an input block may hold; every other element lives in section accessories or actions blocks.
-INPUT_ELEMENTS = frozenset(
-    {
-        "plain_text_input",
-        "email_text_input",
-        "url_text_input",
-        "number_input",
-        "rich_text_input",
-        "static_select",
-        "external_select",
-        "users_select",
-        "conversations_select",
-        "channels_select",
-        "multi_static_select",
-        "multi_external_select",
-        "multi_users_select",
-        "multi_conversations_select",
-        "multi_channels_select",
-        "checkboxes",
-        "radio_buttons",
-        "datepicker",
-        "timepicker",
-        "datetimepicker",
-        "file_input",
-    }
-)
 EXTERNAL_SELECTS = frozenset({"external_select", "multi_external_select"})
 _STATIC_SELECTS = frozenset({"static_select", "multi_static_select"})
 _CHOICES = frozenset({"checkboxes", "radio_buttons"})
-_TEXT_INPUTS = frozenset({"plain_text_input", "email_text_input", "url_text_input", "number_input"})
 
 # Element type -> (key of its entry in view.state.values, key of its initial value in the view).
 _STATE_KEYS: dict[str, tuple[str, str | None]] = {
@@ -85,6 +58,9 @@ _STATE_KEYS: dict[str, tuple[str, str | None]] = {
     "datetimepicker": ("selected_date_time", "initial_date_time"),
     "file_input": ("files", None),
 }
+# Elements an input block may hold (all that keep state, and rich text); the others (buttons,
+# overflow menus, images) live in section accessories and actions blocks.
+INPUT_ELEMENTS = frozenset({*_STATE_KEYS, "rich_text_input"})
 _OPTION_STATES = frozenset({"selected_option", "selected_options"})
 _LIST_STATES = frozenset(
     {"selected_options", "selected_users", "selected_conversations", "selected_channels", "files"}
@@ -350,12 +326,15 @@ def _check_options(findings: _Findings, at: str, options: Any, *, limit: int, pl
 def _check_initial(findings: _Findings, at: str, element: Mapping[str, Any]) -> None:
     """Slack refuses an initial option that is not one of the element's options."""
     values = {option.get("value") for option in options_of(element)}
-    initial = element.get("initial_options") or []
-    if element.get("initial_option") is not None:
-        initial = [element["initial_option"]]
-    for option in initial:
+    for option in _initial_options(element):
         if not isinstance(option, Mapping) or option.get("value") not in values:
             findings.add(f"{at}/initial_option", "must match one of the provided options")
+
+
+def _initial_options(element: Mapping[str, Any]) -> list[Any]:
+    if element.get("initial_option") is not None:
+        return [element["initial_option"]]
+    return list(element.get("initial_options") or [])
 
 
 def options_of(element: Mapping[str, Any]) -> list[Json]:
@@ -442,8 +421,10 @@ def chosen_state(element: Mapping[str, Any], choice: Any, offered: Sequence[Mapp
     key = state_key(element)
     if key not in _OPTION_STATES:
         return {"type": kind, key: choice}
-    available = options_of(element) if kind not in EXTERNAL_SELECTS else list(offered)
-    available += [*element.get("initial_options", []), *filter(None, [element.get("initial_option")])]
+    available = [
+        *(list(offered) if kind in EXTERNAL_SELECTS else options_of(element)),
+        *_initial_options(element),
+    ]
     by_value = {option["value"]: option for option in available}
     wanted = list(choice) if key == "selected_options" else [choice]
     missing = [value for value in wanted if value not in by_value]
@@ -459,7 +440,7 @@ def submission_problems(view: Mapping[str, Any], values: Mapping[str, Mapping[st
     if view.get("submit") is None:
         problems.append("the view has no submit button")
     for ref in iter_elements(view.get("blocks", [])):
-        if not ref.in_input:
+        if not (ref.in_input and ref.is_stateful):
             continue
         entry = values.get(ref.block_id, {}).get(ref.action_id, {})
         current = entry.get(state_key(ref.element))
@@ -468,7 +449,7 @@ def submission_problems(view: Mapping[str, Any], values: Mapping[str, Mapping[st
             if not ref.block.get("optional", False):
                 problems.append(f"{label} is required and empty")
             continue
-        if ref.type in _TEXT_INPUTS and isinstance(current, str):
+        if ref.type == "plain_text_input":
             if len(current) > ref.element.get("max_length", MAX_TEXT_INPUT):
                 problems.append(f"{label} is longer than its max_length")
             if len(current) < ref.element.get("min_length", 0):

@@ -13,8 +13,8 @@ import copy
 import hashlib
 import hmac
 import inspect
-import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -128,7 +128,6 @@ class Driver:
         self.latencies: list[tuple[str, float]] = []
         self._secret = signing_secret.encode()
         self._offered: dict[tuple[str, str, str], dict[str, Json]] = {}
-        self._event_ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Driver:
@@ -170,7 +169,7 @@ class Driver:
             "team_id": self.workspace.team_id,
             "team_domain": self.workspace.team_domain,
             "channel_id": channel_id,
-            "channel_name": "directmessage" if channel_id.startswith("D") else channel_id,
+            "channel_name": _channel_name(channel_id),
             "user_id": member.id,
             "user_name": member.name,
             "command": command,
@@ -217,8 +216,8 @@ class Driver:
         `value` is what the user picks, as they see it: an option value (a list of them for multi
         selects and checkboxes), a text for inputs that dispatch actions; buttons carry their own value.
         Without `view` or `message` the element is looked for where the user sees it: their open modal,
-        then their App Home, then their DM with the app (newest first). Naming a view or message
-        explicitly also lets a test forge a click by a user who cannot see it.
+        then their App Home, then messages only they see, then their DM with the app (newest first).
+        Naming a view or message explicitly also lets a test forge a click by a user who cannot see it.
         """
         member = self._user(user)
         ref, surface = self._locate(member, action_id, block_id, view, message)
@@ -247,20 +246,22 @@ class Driver:
                 self.workspace.type_into(view_id, {ref.block_id: {ref.action_id: entry}})
         fields: Json = {"actions": [action], "trigger_id": self.workspace.issue_trigger(member.id)}
         if isinstance(surface, FakeMessage):
+            ephemeral = surface.visible_to is not None
             fields.update(
                 {
                     "container": {
                         "type": "message",
                         "message_ts": surface.ts,
                         "channel_id": surface.channel,
-                        "is_ephemeral": False,
+                        "is_ephemeral": ephemeral,
                     },
-                    "channel": {"id": surface.channel, "name": "directmessage"},
-                    "message": self.workspace.message_object(surface),
+                    "channel": {"id": surface.channel, "name": _channel_name(surface.channel)},
                     "state": {"values": _state_of(surface.blocks or [], {})},
-                    "response_url": self.fake.response_url(member.id, surface.channel, surface.ts),
+                    "response_url": self.fake.response_url(member.id, surface.channel, surface),
                 }
             )
+            if not ephemeral:  # Slack keeps no copy of an ephemeral message to send back
+                fields["message"] = self.workspace.message_object(surface)
         else:
             fields.update(
                 {"container": {"type": "view", "view_id": surface["id"]}, "view": self._view_payload(surface)}
@@ -394,7 +395,7 @@ class Driver:
             "api_app_id": self.workspace.app_id,
             "event": event,
             "type": "event_callback",
-            "event_id": f"Ev{next(self._event_ids):010d}",
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
             "authorizations": [
                 {
@@ -521,12 +522,13 @@ class Driver:
             for surface in (self.workspace.top_view(member.id), self.workspace.home_view(member.id))
             if surface is not None
         ]
+        surfaces += reversed(self.workspace.ephemerals_for(member.id))
         surfaces += reversed(self.workspace.messages_for(member.id))
         for surface in surfaces:
             blocks = (surface.blocks if isinstance(surface, FakeMessage) else surface["blocks"]) or []
             if any(_matches(ref, action_id, block_id) for ref in iter_elements(blocks)):
                 return self._element_in(blocks, action_id, block_id, where="what the user sees"), surface
-        raise SlackContractError(f"{member.name} sees no element {action_id!r} (modal, App Home or DMs)")
+        raise SlackContractError(f"{member.name} sees no element {action_id!r} (modal, App Home, messages)")
 
     def _element_in(
         self, blocks: Sequence[Mapping[str, Any]], action_id: str, block_id: str | None, *, where: str
@@ -557,6 +559,10 @@ class Driver:
                 self.workspace.post_ephemeral(channel_id, member.id, reply.get("text"), reply.get("blocks"))
         except Refusal as refusal:
             raise SlackContractError(f"Slack refuses the slash command reply: {refusal}") from None
+
+
+def _channel_name(channel_id: str) -> str:
+    return "directmessage" if channel_id.startswith("D") else channel_id
 
 
 def _matches(ref: ElementRef, action_id: str, block_id: str | None) -> bool:

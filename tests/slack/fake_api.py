@@ -133,8 +133,8 @@ class FakeSlack:
         """Answer the next `times` calls of `method` with HTTP 429 and `Retry-After: retry_after`."""
         self._injected[method] = (times, retry_after)
 
-    def response_url(self, user_id: str, channel_id: str, message_ts: str | None = None) -> str:
-        return f"{self.base_url}/response/{self.workspace.new_response_url(user_id, channel_id, message_ts)}"
+    def response_url(self, user_id: str, channel_id: str, original: FakeMessage | None = None) -> str:
+        return f"{self.base_url}/response/{self.workspace.new_response_url(user_id, channel_id, original)}"
 
     def record_sent(self, source: str, payload: Any) -> None:
         """Keep something the app sent to Slack outside the Web API (acks), for all_text_sent()."""
@@ -193,10 +193,11 @@ class FakeSlack:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self._call_counts[method] += 1
-        args = await _read_args(request)
+        args: Json = {}
         retry_after = None
         status = 200
         try:
+            args = await _read_args(request)
             self._authenticate(request)
             retry_after = self._rate_limited(method, args)
             if retry_after is not None:
@@ -312,9 +313,7 @@ class FakeSlack:
 
     def _conversations_open(self, args: Json) -> Json:
         if args.get("channel"):
-            channel = str(args["channel"])
-            self.workspace.messages_in(channel)
-            return {"channel": {"id": channel}}
+            raise _Unsupported("conversations.open with `channel` (resuming a conversation)")
         users = [user for user in str(args.get("users", "")).split(",") if user]
         if not users:
             raise Refusal("users_list_not_supplied")
@@ -408,9 +407,13 @@ async def _read_args(request: web.Request) -> Json:
     args: Json = dict(request.query)
     if request.can_read_body:
         if request.content_type == "application/json":
-            body = await request.json()
-            if isinstance(body, Mapping):
-                args.update(body)
+            try:
+                body = await request.json()
+            except json.JSONDecodeError:
+                raise Refusal("invalid_json") from None
+            if not isinstance(body, Mapping):
+                raise Refusal("invalid_json")
+            args.update(body)
         else:
             form = await request.post()
             args.update({name: value for name, value in form.items() if isinstance(value, str)})

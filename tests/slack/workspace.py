@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,10 @@ DEFAULT_USERS = (DEVELOPER, ADMIN, BYSTANDER)
 
 @dataclass
 class FakeMessage:
-    """A message as the channel shows it now; `edits` holds its earlier versions, oldest first."""
+    """A message as the channel shows it now; `edits` holds its earlier versions, oldest first.
+
+    An ephemeral message names the only user who sees it in `visible_to`.
+    """
 
     channel: str
     ts: str
@@ -68,6 +71,7 @@ class FakeMessage:
     thread_ts: str | None = None
     files: list[str] = field(default_factory=list)
     edits: list[Json] = field(default_factory=list)
+    visible_to: str | None = None
 
     @property
     def versions(self) -> list[Json]:
@@ -107,7 +111,7 @@ class _Channel:
 class _ResponseUrl:
     user_id: str
     channel_id: str
-    message_ts: str | None
+    original: FakeMessage | None
     issued_at: float
     uses_left: int = RESPONSE_URL_USES
 
@@ -121,10 +125,7 @@ class Workspace:
     bot_user_id = "U0BOT00001"
     bot_id = "B0FAKE0001"
 
-    def __init__(
-        self, users: Iterable[SlackUser] = DEFAULT_USERS, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._clock = clock
+    def __init__(self, users: Iterable[SlackUser] = DEFAULT_USERS) -> None:
         self._serial = itertools.count(1)
         self.base_url = ""
         self.users: dict[str, SlackUser] = {user.id: user for user in users}
@@ -187,7 +188,7 @@ class Workspace:
 
     def _posting_channel(self, channel: str) -> _Channel:
         """chat.postMessage also takes a user id and posts to the app's DM with that user."""
-        if channel.startswith(("U", "W")):
+        if channel in self.users:
             return self._channels[self.dm_channel(channel)]
         found = self._channel(channel)
         if not found.bot_is_member:
@@ -222,12 +223,21 @@ class Workspace:
         attachments: list[Json] | None = None,
     ) -> FakeMessage:
         message = self.message(channel, ts)
+        self._edit(message, text, blocks, attachments)
+        return message
+
+    def _edit(
+        self,
+        message: FakeMessage,
+        text: str | None,
+        blocks: list[Json] | None,
+        attachments: list[Json] | None,
+    ) -> None:
         _check_content(text, blocks, attachments)
         message.edits.append({"text": message.text, "blocks": message.blocks})
         message.text, message.attachments = text, attachments
         if blocks is not None:  # Slack keeps the previous blocks unless the update sends some (or [])
             message.blocks = self._with_ids(blocks)
-        return message
 
     def message(self, channel: str, ts: str) -> FakeMessage:
         for message in self._messages[self._channel(channel).id]:
@@ -241,7 +251,7 @@ class Workspace:
         if user_id not in target.members:
             raise Refusal("user_not_in_channel")
         _check_content(text, blocks, None)
-        message = FakeMessage(target.id, self._new_ts(), text, self._with_ids(blocks))
+        message = FakeMessage(target.id, self._new_ts(), text, self._with_ids(blocks), visible_to=user_id)
         self._ephemerals.setdefault(user_id, []).append(message)
         return message.ts
 
@@ -283,25 +293,33 @@ class Workspace:
 
     # Response URLs (slash commands and message actions)
 
-    def new_response_url(self, user_id: str, channel_id: str, message_ts: str | None = None) -> str:
+    def new_response_url(self, user_id: str, channel_id: str, original: FakeMessage | None = None) -> str:
+        """A response_url for an interaction by `user_id`, from the `original` message if it came from one."""
         key = secrets.token_urlsafe(12)
-        self._response_urls[key] = _ResponseUrl(user_id, channel_id, message_ts, self._clock())
+        self._response_urls[key] = _ResponseUrl(user_id, channel_id, original, time.monotonic())
         return key
 
     def respond(self, key: str, body: Mapping[str, Any]) -> None:
         """What Slack does with a POST to a response_url."""
         response_url = self._response_urls.get(key)
-        if response_url is None or self._clock() - response_url.issued_at > RESPONSE_URL_LIFETIME:
+        if response_url is None or time.monotonic() - response_url.issued_at > RESPONSE_URL_LIFETIME:
             raise Refusal("expired_url")
         if response_url.uses_left == 0:
             raise Refusal("used_url")
         response_url.uses_left -= 1
-        text, blocks = body.get("text"), body.get("blocks")
-        if body.get("delete_original") and response_url.message_ts:
-            original = self.message(response_url.channel_id, response_url.message_ts)
-            self._messages[original.channel].remove(original)
-        elif body.get("replace_original") and response_url.message_ts:
-            self.update_message(response_url.channel_id, response_url.message_ts, text, blocks)
+        text, blocks, original = body.get("text"), body.get("blocks"), response_url.original
+        if original is not None and (body.get("delete_original") or body.get("replace_original")):
+            shown_in = (
+                self._ephemerals[original.visible_to]
+                if original.visible_to
+                else self._messages[original.channel]
+            )
+            if original not in shown_in:
+                raise Refusal("message_not_found")
+            if body.get("delete_original"):
+                shown_in.remove(original)
+            else:
+                self._edit(original, text, blocks, body.get("attachments"))
         elif body.get("response_type") == "in_channel":
             self.post_message(response_url.channel_id, text, blocks, thread_ts=body.get("thread_ts"))
         else:
@@ -313,7 +331,7 @@ class Workspace:
         """A trigger_id as Slack hands one out with a user's interaction; `age` backdates it."""
         self.user(user_id)
         trigger_id = f"{next(self._serial)}.{secrets.token_hex(8)}"
-        self._triggers[trigger_id] = _Trigger(user_id, self._clock() - age)
+        self._triggers[trigger_id] = _Trigger(user_id, time.monotonic() - age)
         return trigger_id
 
     def _exchange(self, trigger_id: str | None) -> _Trigger:
@@ -322,7 +340,7 @@ class Workspace:
             raise Refusal("invalid_trigger_id")
         if trigger.used:
             raise Refusal("exchanged_trigger_id")
-        if self._clock() - trigger.issued_at > TRIGGER_LIFETIME:
+        if time.monotonic() - trigger.issued_at > TRIGGER_LIFETIME:
             raise Refusal("expired_trigger_id")
         trigger.used = True
         return trigger
@@ -407,10 +425,12 @@ class Workspace:
         for block_id, entries in values.items():
             state.setdefault(block_id, {}).update(entries)
 
-    def answer_submission(self, view_id: str, answer: Mapping[str, Any] | None) -> None:
-        """What the Slack client does with the app's answer to a view_submission of `view_id`."""
+    def answer_submission(self, view_id: str, answer: Any) -> None:
+        """What the Slack client does with the app's answer (JSON) to a view_submission of `view_id`."""
         user_id = self.view_owner(view_id)
-        action = (answer or {}).get("response_action")
+        if answer is not None and not isinstance(answer, Mapping):
+            raise Refusal("invalid_response_action", ["the answer must be a JSON object"])
+        action = answer.get("response_action") if answer else None
         if answer is None or action is None:
             self.close_view(view_id)
         elif action == "errors":
