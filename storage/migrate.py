@@ -14,6 +14,7 @@ command.revision(alembic_config('sqlite+aiosqlite:///./ib.db'), 'what changes', 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.engine import create_engine
 from storage.errors import SchemaOutOfDate
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 # Any constant works; it only has to be the same in every replica.
@@ -49,15 +52,19 @@ def head_revision() -> str:
     return head
 
 
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _upgrade(connection: Connection, revision: str) -> str | None:
+    before = _current(connection)
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    after = _current(connection)
+    if after != before:
+        log.info("migrated the database from revision %s to %s", before or "none", after)
+    return after
 
 
 async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> str:

@@ -1,0 +1,96 @@
+"""`ib serve`: migrate the database, then serve the web app until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from bot.commands import CommandError
+from bot.commands.db import load_secret_box, load_settings, migrate, open_database
+from bot.config import Settings
+from bot.log import configure_logging
+from bot.web import create_app
+
+log = logging.getLogger("ib.serve")
+
+# Requests still running at shutdown get this long; orchestrators send SIGKILL after ~30 s.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {value!r}")
+    return int(value)
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the service (Slack endpoints, package index, runtime API, health checks)",
+        description="Migrate the database, then serve HTTP until SIGTERM or SIGINT.",
+    )
+    parser.add_argument("--host", help="address to listen on (default: IB_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=_port, help="port to listen on (default: IB_PORT or 8080)")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    configure_logging(settings.log_level, settings.secret_values())
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    host, port = settings.host, settings.port
+    secret_box = load_secret_box(settings, create=True)
+    database = open_database(settings)
+    runner: web.AppRunner | None = None
+    try:
+        revision = await migrate(database)
+        log.info("database %s is at revision %s", database.display_url, revision)
+        runner = web.AppRunner(create_app(settings, database, secret_box))
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_S).start()
+        except OSError as error:
+            raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        log.info("listening on http://%s:%d", host, port)
+        _log_what_is_missing(settings)
+        await _until_stopped()
+        log.info("stopping")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await database.dispose()
+    return 0
+
+
+def _log_what_is_missing(settings: Settings) -> None:
+    missing = settings.missing_for_slack()
+    if missing:
+        log.warning("Slack not connected: set %s; see README (Configuration)", " and ".join(missing))
+    if not settings.base_url:
+        log.info(
+            "IB_BASE_URL is not set: callback URLs and pip lines use %s, which Slack and other "
+            "machines may not reach",
+            settings.public_base_url,
+        )
+
+
+async def _until_stopped() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,65 @@
+"""The aiohttp application of ``ib serve``.
+
+Routes come from *route installers*: callables that receive the application and add their routes
+(and, if they need them, startup/cleanup hooks). A feature adds its installer to
+``ROUTE_INSTALLERS`` (or passes ``installers=`` in tests); nothing else here changes. Installers
+reach the shared objects through the application keys below, e.g. ``request.app[DATABASE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from bot.config import Settings
+from storage import Database, SecretBox
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+SECRET_BOX = web.AppKey("secret_box", SecretBox)
+
+RouteInstaller = Callable[[web.Application], None]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process is up and serving requests."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers; a load balancer sends no traffic here otherwise."""
+    try:
+        await request.app[DATABASE].ping()
+    except Exception as error:  # any failure means "not ready"; the reason goes to the log only
+        log.warning("readiness check failed: database unreachable (%s)", error.__class__.__name__)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ready", "database": "ok"})
+
+
+def install_health(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (install_health,)
+
+
+def create_app(
+    settings: Settings,
+    database: Database,
+    secret_box: SecretBox | None = None,
+    *,
+    installers: Sequence[RouteInstaller] = ROUTE_INSTALLERS,
+) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[DATABASE] = database
+    if secret_box is not None:
+        app[SECRET_BOX] = secret_box
+    for install in installers:
+        install(app)
+    return app
