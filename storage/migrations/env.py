@@ -7,14 +7,22 @@ engine on ``sqlalchemy.url`` with the same per-backend settings as the service.
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import Connection
 
 from storage.engine import DEFAULT_DATABASE_URL, create_engine
-from storage.models import Base
+from storage.models import Base, UtcDateTime
 
 config = context.config
+
+
+def render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[False]:
+    # Revisions must not import the models (they change later); spell the column type out instead.
+    if kind == "type" and isinstance(item, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations(connection: Connection) -> None:
@@ -24,6 +32,7 @@ def run_migrations(connection: Connection) -> None:
         # SQLite can ALTER almost nothing; batch mode lets later revisions change tables anyway.
         render_as_batch=True,
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
