@@ -234,6 +234,12 @@ def _columns(char: str) -> int:
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
+def _width(text: str) -> int:
+    if text.isascii():
+        return len(text) + text.count("\\") + text.count('"')
+    return sum(_columns(ch) for ch in text)
+
+
 def docstring_lines(text: str, columns: int = _DOCSTRING_COLUMNS) -> list[str]:
     """Untrusted text as lines of a triple-quoted docstring body.
 
@@ -241,12 +247,15 @@ def docstring_lines(text: str, columns: int = _DOCSTRING_COLUMNS) -> list[str]:
     escaped, so nothing can end the literal or form an escape sequence. Lines are at most
     ``columns`` columns wide (long words are split).
     """
-    cleaned = "".join(" " if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text)
+    if text.isascii() and text.isprintable():
+        cleaned = text
+    else:
+        cleaned = "".join(" " if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text)
     lines: list[str] = []
     line: list[str] = []
     width = 0
     for token in (chunk for word in cleaned.split() for chunk in _chunks(word, columns)):
-        token_width = sum(_columns(ch) for ch in token)
+        token_width = _width(token)
         if line and width + 1 + token_width > columns:
             lines.append(" ".join(line))
             line, width = [], 0
@@ -258,6 +267,8 @@ def docstring_lines(text: str, columns: int = _DOCSTRING_COLUMNS) -> list[str]:
 
 
 def _chunks(word: str, columns: int) -> list[str]:
+    if _width(word) <= columns:
+        return [word]
     chunks: list[str] = []
     chunk, width = "", 0
     for ch in word:

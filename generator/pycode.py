@@ -1,7 +1,7 @@
 """Python source fragments for generated modules: literals, 120-column wrapping, import order.
 
 Everything from metadata that is not an identifier (wire names, type names, enum values, runtime
-mappings) reaches generated code through :func:`string_literal` or :func:`expression`, which
+mappings) reaches generated code through :func:`string_literal` or :func:`value_node`, which
 escape every character outside printable ASCII, so the output is plain ASCII and a name can
 never end its literal.
 """
@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 LINE_LENGTH = 120
 _STRING_CHUNK = 72
+_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII except backslash and double quote
 
 
 def string_literal(value: str) -> str:
     """``value`` as a double-quoted, ASCII-only Python string literal."""
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
     parts: list[str] = ['"']
     for char in value:
         code = ord(char)
@@ -42,42 +45,39 @@ def string_literal(value: str) -> str:
 
 
 class Node:
-    """A fragment that lays itself out flat when it fits and over several lines when not."""
+    """A fragment that lays itself out flat when it fits and over several lines when not.
 
-    def flat(self) -> str:
-        raise NotImplementedError
+    ``flat`` is the one-line form, computed once when the node is built.
+    """
+
+    __slots__ = ("flat",)
+
+    def __init__(self, flat: str) -> None:
+        self.flat = flat
 
     def render(self, column: int, indent: int, tail: int) -> str:
         """Source starting at ``column``; continuation lines at ``indent``; ``tail`` columns follow."""
-        raise NotImplementedError
+        return self.flat
 
 
-@dataclass(frozen=True, slots=True)
 class Code(Node):
     """Source text used as is (identifiers, numbers, keywords)."""
 
-    text: str
-
-    def flat(self) -> str:
-        return self.text
-
-    def render(self, column: int, indent: int, tail: int) -> str:
-        return self.text
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
 class Text(Node):
     """A string value; too long for its line, it becomes a parenthesised implicit concatenation."""
 
-    value: str
+    __slots__ = ("value",)
 
-    def flat(self) -> str:
-        return string_literal(self.value)
+    def __init__(self, value: str) -> None:
+        super().__init__(string_literal(value))
+        self.value = value
 
     def render(self, column: int, indent: int, tail: int) -> str:
-        flat = self.flat()
-        if column + len(flat) + tail <= LINE_LENGTH or len(flat) <= _STRING_CHUNK:
-            return flat
+        if column + len(self.flat) + tail <= LINE_LENGTH or len(self.flat) <= _STRING_CHUNK:
+            return self.flat
         pad = " " * (indent + 4)
         chunks = _string_chunks(self.value)
         return "(\n" + "\n".join(pad + chunk for chunk in chunks) + "\n" + " " * indent + ")"
@@ -95,25 +95,29 @@ def _string_chunks(value: str) -> list[str]:
     return chunks
 
 
-@dataclass(frozen=True, slots=True)
 class Group(Node):
-    """Bracketed items (a call, tuple, list or dict), one per line when they do not fit on one."""
+    """Bracketed items (a call, tuple, list or dict), one per line when they do not fit on one.
 
-    opener: str
-    items: tuple[tuple[str, Node], ...]  # (prefix such as "key=" or '"key": ', value)
-    closer: str
-    one_tuple: bool = False  # a one-element tuple needs its trailing comma even when flat
+    Each item is a prefix (``""``, ``"key="`` or ``'"key": '``) and a value. A one-element tuple
+    keeps its trailing comma when flat.
+    """
 
-    def flat(self) -> str:
-        inner = ", ".join(prefix + node.flat() for prefix, node in self.items)
-        if self.one_tuple and len(self.items) == 1:
+    __slots__ = ("closer", "items", "opener")
+
+    def __init__(
+        self, opener: str, items: Sequence[tuple[str, Node]], closer: str, one_tuple: bool = False
+    ) -> None:
+        inner = ", ".join(prefix + node.flat for prefix, node in items)
+        if one_tuple and len(items) == 1:
             inner += ","
-        return self.opener + inner + self.closer
+        super().__init__(opener + inner + closer)
+        self.opener = opener
+        self.items = tuple(items)
+        self.closer = closer
 
     def render(self, column: int, indent: int, tail: int) -> str:
-        flat = self.flat()
-        if not self.items or column + len(flat) + tail <= LINE_LENGTH:
-            return flat
+        if not self.items or column + len(self.flat) + tail <= LINE_LENGTH:
+            return self.flat
         inner = indent + 4
         lines = [
             " " * inner + prefix + node.render(inner + len(prefix), inner, 1) + ","

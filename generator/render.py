@@ -104,9 +104,15 @@ class EnumModel:
 
 @dataclass(slots=True)
 class FieldModel:
-    name: str
-    annotation: str  # always "X | None": records may be read partially and attributes may be null
+    declaration: str  # "name: X | None = None": records may be read partially, attributes may be null
     doc: list[str]
+
+
+def _field(name: str, annotation: str, doc: list[str]) -> FieldModel:
+    declaration = f"{name}: {annotation} | None = None"
+    if len(declaration) > pycode.LINE_LENGTH - 4:
+        declaration = f"{name}: (\n        {annotation} | None\n    ) = None"
+    return FieldModel(declaration, doc)
 
 
 @dataclass(slots=True)
@@ -472,7 +478,7 @@ class _Builder:
             name = chosen[attribute.name]
             ref = self.value_type(attribute)
             models_imports.add_type(TypeRef(ref.annotation, ref.imports))
-            fields.append(FieldModel(name, f"{ref.annotation} | None", _field_doc(attribute)))
+            fields.append(_field(name, ref.annotation, _field_doc(attribute)))
             members.append(_member(name.upper(), Text(attribute.name)))
             readme_fields.append(ReadmeField(name, _markdown(attribute.name), ref.annotation))
             options: dict[str, Node] = {}
@@ -511,7 +517,7 @@ class _Builder:
             label = navigation.label.strip()
             described = f"``{navigation.name}``, expanded"
             doc = _doc(f"{label} ({described})." if label else f"{described}.")
-            fields.append(FieldModel(name, f"{ref.annotation} | None", doc))
+            fields.append(_field(name, ref.annotation, doc))
             targets = {"target": Text(navigation.target)} if target else {}
             navigation_nodes.append(
                 (

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.slack",
     "tests.fixtures.db",
     "tests.fixtures.cap",
+    "tests.fixtures.generated",
 ]

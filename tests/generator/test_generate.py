@@ -1,0 +1,261 @@
+"""The generated package as its user sees it: models, enums, actions, signatures, lint and types."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import io
+import typing
+import zipfile
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from enum import Enum, Flag
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from generator import build_wheel, generate_package
+from generator.spec import IntegrationSpec, ObjectSelection
+from providers.base import RuntimeSupport, get_provider
+from tests.fixtures.generated import (
+    imported,
+    mypy_problems,
+    ruff_problems,
+    shop_catalog,
+    shop_spec,
+    write_package,
+)
+
+SHOP_ACTIONS = {
+    "products": ["search_products", "count_products", "iter_products", "get_product", "create_product",
+                 "update_product", "delete_product"],
+    "order_items": ["search_order_items", "count_order_items", "iter_order_items", "get_order_item",
+                    "create_order_item", "update_order_item", "delete_order_item"],
+    # read-only by the spec
+    "categories": ["search_categories", "count_categories", "iter_categories", "get_category"],
+    # read-only by the system's capabilities
+    "suppliers": ["search_suppliers", "count_suppliers", "iter_suppliers", "get_supplier"],
+    # no key, not countable
+    "logs": ["search_logs", "iter_logs", "create_log"],
+    # not queryable, create only
+    "events": ["create_event"],
+}
+ACTION_PREFIXES = ("search_", "count_", "iter_", "get_", "create_", "update_", "delete_")
+
+
+@pytest.fixture(scope="module")
+def packages_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("generated")
+
+
+@pytest.fixture(scope="module")
+def shop_dir(packages_dir: Path) -> Path:
+    return write_package(generate_package(shop_catalog(), shop_spec()), packages_dir)
+
+
+@pytest.fixture
+def shop(shop_dir: Path) -> Iterator[ModuleType]:
+    with imported(shop_dir.parent, "shop") as package:
+        yield package
+
+
+def _actions(module: ModuleType) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if callable(value) and name.startswith(ACTION_PREFIXES) and not name.endswith("_async")
+    }
+
+
+def test_models_are_slotted_dataclasses_with_precise_optional_types(shop: ModuleType) -> None:
+    product = shop.Product
+    assert dataclasses.is_dataclass(product) and hasattr(product, "__slots__")
+    hints = typing.get_type_hints(product)
+    assert hints == {
+        "product_id": int | None,
+        "name": str | None,
+        "price": Decimal | None,
+        "weight": float | None,
+        "discontinued": bool | None,
+        "modified_at": datetime.datetime | None,
+        "release_date": datetime.date | None,
+        "opens_at": datetime.time | None,
+        "warranty": datetime.timedelta | None,
+        "reference": UUID | None,
+        "picture": bytes | None,
+        "color": shop.Color | None,
+        "access": shop.Permissions | None,
+        "dimensions": Any | None,
+        "tags": list[str] | None,
+        "palette": list[shop.Color] | None,
+        "to_category": shop.Category | None,
+        "to_reviews": list[dict[str, Any]] | None,
+    }
+    record = product(name="Chair")
+    assert record.price is None and record.etag is None and record.null_attributes == frozenset()
+
+
+def test_labels_become_docstrings(shop: ModuleType) -> None:
+    assert "Everything the shop sells." in (shop.Product.__doc__ or "")
+    source = inspect.getsource(shop.models)
+    assert '"""Product name (``Name``, Edm.String, at most 80 characters)."""' in source
+
+
+def test_attribute_enums_name_python_attributes_and_hold_wire_names(shop: ModuleType) -> None:
+    assert issubclass(shop.ProductAttribute, Enum)
+    assert shop.ProductAttribute.PRODUCT_ID.value == "ProductID"
+    assert shop.ProductAttribute.MODIFIED_AT.value == "ModifiedAt"
+    assert [m.value for m in shop.OrderItemAttribute] == ["OrderID", "ItemNo", "Quantity"]
+    # navigations are not attributes
+    assert "TO_CATEGORY" not in shop.ProductAttribute.__members__
+
+
+def test_enum_types_become_enums_and_flags(shop: ModuleType) -> None:
+    assert [(m.name, m.value) for m in shop.Color] == [("RED", 0), ("GREEN", 1), ("BLUE", 2)]
+    assert issubclass(shop.Permissions, Flag)
+    assert shop.Permissions.READ | shop.Permissions.WRITE == shop.Permissions(3)
+
+
+def test_actions_follow_capabilities_and_access(shop: ModuleType) -> None:
+    expected = {name for names in SHOP_ACTIONS.values() for name in names}
+    assert _actions(shop.driver) == expected
+    assert _actions(shop.service) == expected
+    for name in expected:
+        twin = getattr(shop.driver, f"{name}_async")
+        assert inspect.iscoroutinefunction(twin) or inspect.isasyncgenfunction(twin)
+
+
+def test_keys_become_typed_parameters(shop: ModuleType) -> None:
+    def parameters(function: Callable[..., object]) -> list[tuple[str, object]]:
+        return [(p.name, p.annotation) for p in inspect.signature(function).parameters.values()]
+
+    assert parameters(shop.driver.get_order_item) == [
+        ("connection", "Connection | Client"),
+        ("order_id", "UUID"),
+        ("item_no", "int"),
+    ]
+    assert parameters(shop.driver.get_category)[1:] == [("code", "str")]
+    assert parameters(shop.driver.update_product)[1:] == [
+        ("product_id", "int"),
+        ("obj", "Product"),
+        ("attributes_to_send", "Sequence[ProductAttribute | str] | None"),
+        ("etag", "str | None"),
+    ]
+    assert parameters(shop.driver.search_products)[1:] == [
+        ("filters", "Sequence[BasicFilter]"),
+        ("advanced_filter", "str | None"),
+        ("order_by", "Sequence[OrderBy]"),
+        ("advanced_order_by", "str | None"),
+        ("skip", "int"),
+        ("top", "int"),
+    ]
+    assert inspect.signature(shop.driver.search_products).parameters["top"].default == 50
+
+
+def test_service_actions_take_no_connection(shop: ModuleType) -> None:
+    def parameters(module: ModuleType, name: str) -> list[inspect.Parameter]:
+        return list(inspect.signature(getattr(module, name)).parameters.values())
+
+    for name in _actions(shop.driver):
+        for twin in (name, f"{name}_async"):
+            driver_parameters = parameters(shop.driver, twin)
+            assert driver_parameters[0].name == "connection"
+            assert parameters(shop.service, twin) == driver_parameters[1:], twin
+
+
+def test_descriptors_describe_fields_keys_and_expansions(shop: ModuleType) -> None:
+    products = shop.driver.PRODUCTS
+    assert products.name == "Products" and products.model is shop.Product
+    assert [f.wire for f in products.keys] == ["ProductID"]
+    assert products.expand == ("to_Category", "to_Reviews")
+    assert [(n.attr, n.many, n.target) for n in products.navigations] == [
+        ("to_category", False, "Categories"),
+        ("to_reviews", True, None),
+    ]
+    by_attr = {f.attr: f for f in products.fields}
+    assert by_attr["color"].enum is shop.Color and by_attr["palette"].collection
+    assert not by_attr["modified_at"].creatable and not by_attr["modified_at"].updatable
+    assert by_attr["reference"].creatable and not by_attr["reference"].updatable
+    assert [f.wire for f in shop.driver.ORDER_ITEMS.keys] == ["OrderID", "ItemNo"]
+    service = shop.driver.SERVICE
+    assert service.integration == "shop" and service.runtime == {"odata_version": "4.0"}
+    assert list(service.objects) == ["Products", "OrderItems", "Categories", "Suppliers", "Logs", "Events"]
+
+
+def test_public_surface(shop: ModuleType) -> None:
+    assert shop.__version__ == "0.1.0"
+    for name in ("Product", "ProductAttribute", "Color", "BasicFilter", "FilterOperator", "OrderBy",
+                 "SortDirection", "Page", "Connection", "BasicAuth", "ApiKeyAuth", "BearerAuth", "errors"):
+        assert name in shop.__all__, name
+        assert hasattr(shop, name)
+    assert issubclass(shop.errors.NotFound, shop.errors.IntegrationError)
+
+
+def test_package_carries_its_spec_readme_and_typing_marker(shop_dir: Path) -> None:
+    spec = IntegrationSpec.from_json((shop_dir / "integration.json").read_text())
+    assert spec.module_name == "shop" and spec.source.sha256 == "0" * 64
+    assert [o.name for o in spec.objects] == [o.name for o in shop_spec().objects]
+    assert (shop_dir / "py.typed").exists()
+    readme = (shop_dir / "README.md").read_text()
+    assert "pip install shop" in readme
+    assert "`search_products`" in readme and "`create_event`" in readme
+    assert "ProductAttribute" in readme
+
+
+def test_runtime_modules_are_copied_verbatim(shop_dir: Path) -> None:
+    runtime = get_provider("sap-odata").runtime
+    root = Path(__file__).resolve().parents[2] / "providers" / "runtime"
+    for name in runtime.modules:
+        assert (shop_dir / "_runtime" / f"{name}.py").read_bytes() == (root / f"{name}.py").read_bytes()
+    assert (shop_dir / "_runtime" / "__init__.py").read_bytes() == b""
+
+
+def test_selected_attributes_renames_and_keys(packages_dir: Path) -> None:
+    spec = IntegrationSpec(
+        provider="sap-odata",
+        application_name="Slim",
+        module_name="slim_shop",
+        objects=[ObjectSelection("Products", attributes=["Name", "Price"], renames={"Price": "list_price"})],
+    )
+    directory = write_package(generate_package(shop_catalog(), spec), packages_dir)
+    with imported(packages_dir, "slim_shop") as slim:
+        assert [f.name for f in dataclasses.fields(slim.Product)] == ["product_id", "name", "list_price"]
+        assert slim.ProductAttribute.LIST_PRICE.value == "Price"
+    assert directory.is_dir()
+
+
+def test_provider_runtime_support_shapes_the_package(
+    packages_dir: Path, register_provider: Callable[[str, RuntimeSupport], None]
+) -> None:
+    sap = get_provider("sap-odata").runtime
+    register_provider("no-count", RuntimeSupport(sap.module, sap.modules, ("tzdata>=2024.1",), False))
+    catalog = dataclasses.replace(shop_catalog(), provider="no-count")
+    package = generate_package(catalog, shop_spec("no_count_shop", provider="no-count"))
+    write_package(package, packages_dir)
+    with imported(packages_dir, "no_count_shop") as no_count:
+        actions = _actions(no_count.driver)
+        assert "search_products" in actions
+        assert not [name for name in actions if name.startswith("count_")]
+    with zipfile.ZipFile(io.BytesIO(build_wheel(package).data)) as wheel:
+        metadata = wheel.read("no_count_shop-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: httpx>=0.27,<1\nRequires-Dist: tzdata>=2024.1\n" in metadata
+
+
+def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_dir: Path) -> None:
+    catalog = shop_catalog()
+    variants = {
+        # no write actions at all
+        "read_only_shop": [ObjectSelection(o.name, access="read-only") for o in catalog.objects],
+        # no read actions at all
+        "events_only": [ObjectSelection("Events")],
+    }
+    packages = [shop_dir]
+    for module, objects in variants.items():
+        spec = IntegrationSpec("sap-odata", application_name=module, module_name=module, objects=objects)
+        packages.append(write_package(generate_package(catalog, spec), packages_dir))
+    assert ruff_problems(*packages) == ""
+    assert mypy_problems(*packages) == ""
