@@ -11,6 +11,12 @@ What the catalog needs from the SAP annotations:
 * property: ``sap:creatable``/``sap:updatable`` (read-only fields), ``sap:filterable``,
   ``sap:sortable``, ``sap:label``, ``sap:display-format``; ``ConcurrencyMode="Fixed"`` marks the
   ETag property.
+
+Newer SAP Gateway services and SAP CAP's V2 adapter also describe entity sets and properties with
+OData vocabulary annotations (Capabilities ``*Restrictions``, ``Core.Computed``, ``Core.Immutable``,
+``Common.Label``, ``Core.OptimisticConcurrency``). The V4 reader's :class:`CsdlModel` reads them
+the same way for both versions; here they are combined with the ``sap:`` attributes so that what
+either forbids is forbidden, and a label or an ETag either gives counts.
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ from pyodata.v2.model import (
 from providers.base import MetadataError
 from providers.metadata_source import EdmxDocument
 from providers.model import Attribute, Capabilities, Catalog, Navigation, ObjectDef, ValueType
-from providers.odata_v4 import CsdlModel
+from providers.odata_v4 import (
+    CsdlModel,
+    EntityTypeInfo,
+    PropertyAnnotations,
+    SetAnnotations,
+    object_capabilities,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +75,19 @@ def catalog_from_v2(document: EdmxDocument, *, provider: str) -> Catalog:
     model = CsdlModel(document)
     schema = _build_schema(document.root)
     association_targets = _association_targets(schema)
+    set_elements: dict[str, tuple[str, etree._Element]] = {}
+    for container_fqn, element in model.entity_sets():
+        set_elements.setdefault(element.get("Name") or "", (container_fqn, element))
     objects = []
     for entity_set in schema.entity_sets:
-        entity_type = entity_set.entity_type
-        if isinstance(entity_type, NullType):
+        info = model.entity_type(_type_fqn(model, entity_set))
+        located = set_elements.get(entity_set.name)
+        if isinstance(entity_set.entity_type, NullType) or info is None or located is None:
             logger.warning("entity set %s: its entity type could not be read, skipped", entity_set.name)
             continue
-        objects.append(_object_def(model, entity_set, _type_fqn(model, entity_set), association_targets))
+        container_fqn, element = located
+        set_rules = model.set_annotations(container_fqn, element, info)
+        objects.append(_object_def(model, entity_set, info, set_rules, association_targets))
     service_name, _ = model.service_name_and_title()
     return Catalog(
         provider=provider,
@@ -126,57 +144,59 @@ def _association_targets(schema: Any) -> dict[tuple[str, str, str], str]:
 
 
 def _object_def(
-    model: CsdlModel, entity_set: Any, type_fqn: str, association_targets: dict[tuple[str, str, str], str]
+    model: CsdlModel,
+    entity_set: Any,
+    info: EntityTypeInfo,
+    set_rules: SetAnnotations,
+    association_targets: dict[tuple[str, str, str], str],
 ) -> ObjectDef:
     entity_type = entity_set.entity_type
-    type_element = model.entity_types.get(type_fqn)
-    etag_properties = (
-        set()
-        if type_element is None
-        else {
-            prop.get("Name")
-            for prop in type_element
-            if isinstance(prop.tag, str) and prop.get("ConcurrencyMode") == "Fixed"
-        }
-    )
+    declared = {prop.get("Name"): (declaring, prop) for declaring, prop in info.properties}
     keys = {prop.name for prop in entity_type.key_proprties}
-    attributes = tuple(
-        _attribute(model, prop, prop.name in keys, prop.name in etag_properties)
-        for prop in entity_type.proprties()
-    )
+    attributes = []
+    for prop in entity_type.proprties():
+        found = declared.get(prop.name)
+        # pyodata and CsdlModel pick the same type elements, so ``found`` is None only if that ever
+        # changes: the property then goes without vocabulary annotations instead of failing the read.
+        rules = PropertyAnnotations() if found is None else model.property_annotations(*found, set_rules)
+        fixed = found is not None and found[1].get("ConcurrencyMode") == "Fixed"
+        attributes.append(_attribute(model, prop, prop.name in keys, rules, etag=fixed or rules.etag))
     addressable = entity_set.addressable
-    capabilities = Capabilities(
+    sap_capabilities = Capabilities(
         queryable=addressable,
         countable=entity_set.countable,
         creatable=entity_set.creatable,
-        updatable=bool(keys) and entity_set.updatable,
-        deletable=bool(keys) and entity_set.deletable,
+        updatable=entity_set.updatable,
+        deletable=entity_set.deletable,
         pageable=entity_set.pageable and entity_set.topable,
         filterable=any(a.filterable for a in attributes),
         sortable=any(a.sortable for a in attributes),
-        readable_by_key=bool(keys) and addressable,
+        readable_by_key=addressable,
     )
     return ObjectDef(
         name=entity_set.name,
         entity_name=entity_type.name,
-        label=entity_set.label or entity_type.label or entity_set.name,
-        attributes=attributes,
+        label=entity_set.label or set_rules.label or entity_type.label or entity_set.name,
+        attributes=tuple(attributes),
         navigations=tuple(
             navigation
             for nav in entity_type.nav_proprties
             if (navigation := _navigation(nav, entity_set.name, association_targets)) is not None
         ),
-        capabilities=capabilities,
+        capabilities=object_capabilities(sap_capabilities, set_rules.capabilities, has_keys=bool(keys)),
+        description=set_rules.description,
         runtime={
-            "entity_type": type_fqn,
-            "etag": bool(etag_properties),
-            "searchable": entity_set.searchable,
-            "requires_filter": entity_set.requires_filter,
+            "entity_type": info.fqn,
+            "etag": set_rules.etag or any(a.runtime.get("etag") for a in attributes),
+            "searchable": entity_set.searchable and set_rules.searchable,
+            "requires_filter": entity_set.requires_filter or set_rules.requires_filter,
         },
     )
 
 
-def _attribute(model: CsdlModel, prop: Any, key: bool, etag: bool) -> Attribute:
+def _attribute(
+    model: CsdlModel, prop: Any, key: bool, rules: PropertyAnnotations, *, etag: bool
+) -> Attribute:
     type_info = prop.type_info
     if isinstance(prop.typ, EnumType):
         # pyodata found the enum even when the property names it without a namespace.
@@ -195,13 +215,13 @@ def _attribute(model: CsdlModel, prop: Any, key: bool, etag: bool) -> Attribute:
         name=prop.name,
         type=value_type,
         wire_type=wire_type,
-        label=prop.label or "",
+        label=prop.label or rules.label,
         key=key,
         nullable=not key and prop.nullable,
-        creatable=prop.creatable,
-        updatable=prop.updatable and not key,
-        filterable=prop.filterable,
-        sortable=prop.sortable,
+        creatable=prop.creatable and rules.creatable,
+        updatable=prop.updatable and rules.updatable and not key,
+        filterable=prop.filterable and rules.filterable,
+        sortable=prop.sortable and rules.sortable,
         max_length=prop.max_length if prop.max_length and prop.max_length > 0 else None,  # -1 is "max"
         precision=precision,
         scale=prop.scale if value_type is ValueType.DECIMAL and precision is not None else None,

@@ -7,15 +7,17 @@ types, collections, navigation properties with their ``NavigationPropertyBinding
 Core/Capabilities vocabulary annotations that decide what a user may do with an object, inline or
 targeted from ``Annotations`` elements, with vocabulary aliases resolved.
 
-The Edm-type mapping (:func:`edm_value_type`) covers the V2 type names too; the V2 reader uses it.
+The Edm-type mapping (:func:`edm_value_type`) covers the V2 type names too, and V2 documents may
+carry the same vocabulary annotations: the V2 reader uses :class:`CsdlModel` for both and combines
+what :meth:`CsdlModel.set_annotations` and :meth:`CsdlModel.property_annotations` say with the
+``sap:`` attributes through :func:`object_capabilities`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 from lxml import etree  # type: ignore[import-untyped]
 
@@ -76,11 +78,10 @@ def catalog_from_v4(document: EdmxDocument, *, provider: str) -> Catalog:
     """Read an OData V4 document into a Catalog for ``provider``; objects are its entity sets."""
     model = CsdlModel(document)
     objects: list[ObjectDef] = []
-    for container_fqn, container in model.containers:
-        for entity_set in _children(container, "EntitySet"):
-            object_def = model.object_def(container_fqn, entity_set)
-            if object_def is not None:
-                objects.append(object_def)
+    for container_fqn, entity_set in model.entity_sets():
+        object_def = model.object_def(container_fqn, entity_set)
+        if object_def is not None:
+            objects.append(object_def)
     service_name, title = model.service_name_and_title()
     return Catalog(
         provider=provider,
@@ -104,20 +105,52 @@ class EntityTypeInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class _SetRules:
-    """What an entity set's annotations say about its attributes."""
+class SetAnnotations:
+    """What an entity set's vocabulary annotations say; a missing annotation allows everything.
 
+    ``capabilities`` leaves keys aside (see :func:`object_capabilities`). ``label`` and
+    ``description`` fall back to the entity type's annotations; ``etag`` is true when writes need
+    an ETag (``Core.OptimisticConcurrency``), even when it names no property.
+    """
+
+    capabilities: Capabilities
+    label: str
+    description: str
+    etag: bool
+    searchable: bool
+    requires_filter: bool
     non_filterable: frozenset[str]
     non_sortable: frozenset[str]
     etag_properties: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class PropertyAnnotations:
+    """What a property's annotations, and those of its entity set, say; keys aside."""
+
+    label: str = ""
+    creatable: bool = True
+    updatable: bool = True
+    filterable: bool = True
+    sortable: bool = True
+    etag: bool = False
+
+
+def object_capabilities(*sources: Capabilities, has_keys: bool) -> Capabilities:
+    """What every source allows; without a key nothing can be updated, deleted or read by key."""
+    allowed = {f.name: all(getattr(source, f.name) for source in sources) for f in fields(Capabilities)}
+    if not has_keys:
+        allowed.update(updatable=False, deletable=False, readable_by_key=False)
+    return Capabilities(**allowed)
+
+
 class CsdlModel:
     """The types, containers and annotations of a CSDL document, indexed by qualified name.
 
-    Providers reading system-specific annotations (or V2 documents, for their types) use
-    :meth:`qualify`, :meth:`annotations`, :meth:`entity_type`, :meth:`enum_type` and
-    :meth:`value_type`; :func:`catalog_from_v4` uses :meth:`object_def` per entity set.
+    Providers reading system-specific annotations (or V2 documents, for their types and
+    vocabulary annotations) use :meth:`qualify`, :meth:`annotations`, :meth:`entity_sets`,
+    :meth:`entity_type`, :meth:`enum_type`, :meth:`value_type`, :meth:`set_annotations` and
+    :meth:`property_annotations`; :func:`catalog_from_v4` uses :meth:`object_def` per entity set.
     """
 
     def __init__(self, document: EdmxDocument) -> None:
@@ -198,6 +231,12 @@ class CsdlModel:
             found.update(self.external.get(target, {}))
         return found
 
+    def entity_sets(self) -> Iterator[tuple[str, etree._Element]]:
+        """(qualified container name, EntitySet element) of every container, in document order."""
+        for container_fqn, container in self.containers:
+            for entity_set in _children(container, "EntitySet"):
+                yield container_fqn, entity_set
+
     # --- types ----------------------------------------------------------------------------
 
     def entity_type(self, fqn: str) -> EntityTypeInfo | None:
@@ -277,7 +316,32 @@ class CsdlModel:
         if info is None:
             logger.warning("entity set %s: entity type %s is not defined, skipped", set_name, type_name)
             return None
+        set_rules = self.set_annotations(container_fqn, entity_set, info)
+        attributes = tuple(
+            self._attribute(info, declaring, prop, set_rules) for declaring, prop in info.properties
+        )
+        return ObjectDef(
+            name=set_name,
+            entity_name=info.name,
+            label=set_rules.label or set_name,
+            attributes=attributes,
+            navigations=self._navigations(info, entity_set),
+            capabilities=object_capabilities(set_rules.capabilities, has_keys=any(a.key for a in attributes)),
+            description=set_rules.description,
+            runtime={
+                "entity_type": info.fqn,
+                "etag": set_rules.etag,
+                "searchable": set_rules.searchable,
+                "requires_filter": set_rules.requires_filter,
+            },
+        )
+
+    def set_annotations(
+        self, container_fqn: str, entity_set: etree._Element, info: EntityTypeInfo
+    ) -> SetAnnotations:
+        """What the annotations of ``entity_set`` (inline or targeted) and of its type say."""
         container_name = container_fqn.rpartition(".")[2]
+        set_name = entity_set.get("Name") or ""
         set_terms = self.annotations(
             entity_set, f"{container_fqn}/{set_name}", f"{container_name}/{set_name}"
         )
@@ -285,15 +349,6 @@ class CsdlModel:
         filter_rules = _record(set_terms.get(CAPABILITIES + "FilterRestrictions"))
         sort_rules = _record(set_terms.get(CAPABILITIES + "SortRestrictions"))
         concurrency = set_terms.get(CORE + "OptimisticConcurrency")
-        rules = _SetRules(
-            non_filterable=frozenset(_paths(filter_rules.get("NonFilterableProperties"))),
-            non_sortable=frozenset(_paths(sort_rules.get("NonSortableProperties"))),
-            etag_properties=frozenset(_paths(concurrency)),
-        )
-        attributes = tuple(
-            self._attribute(info, declaring, prop, rules) for declaring, prop in info.properties
-        )
-        has_keys = any(a.key for a in attributes)
 
         def allowed(restrictions: str, permission: str) -> bool:
             return _bool(_record(set_terms.get(CAPABILITIES + restrictions)).get(permission), True)
@@ -303,64 +358,73 @@ class CsdlModel:
             queryable=readable,
             countable=allowed("CountRestrictions", "Countable"),
             creatable=allowed("InsertRestrictions", "Insertable"),
-            updatable=has_keys and allowed("UpdateRestrictions", "Updatable"),
-            deletable=has_keys and allowed("DeleteRestrictions", "Deletable"),
+            updatable=allowed("UpdateRestrictions", "Updatable"),
+            deletable=allowed("DeleteRestrictions", "Deletable"),
             pageable=_bool(set_terms.get(CAPABILITIES + "TopSupported"), True)
             and _bool(set_terms.get(CAPABILITIES + "SkipSupported"), True),
             filterable=allowed("FilterRestrictions", "Filterable"),
             sortable=allowed("SortRestrictions", "Sortable"),
-            readable_by_key=has_keys and readable,
+            readable_by_key=readable,
         )
-        label = _string(set_terms.get(SAP_COMMON + "Label")) or _string(type_terms.get(SAP_COMMON + "Label"))
-        description = _string(set_terms.get(CORE + "Description")) or _string(
-            type_terms.get(CORE + "Description")
-        )
-        runtime: dict[str, Any] = {
-            "entity_type": info.fqn,
-            "etag": concurrency is not None,
-            "searchable": allowed("SearchRestrictions", "Searchable"),
-            "requires_filter": _bool(filter_rules.get("RequiresFilter"), False),
-        }
-        return ObjectDef(
-            name=set_name,
-            entity_name=info.name,
-            label=label or set_name,
-            attributes=attributes,
-            navigations=self._navigations(info, entity_set),
+        return SetAnnotations(
             capabilities=capabilities,
-            description=description or "",
-            runtime=runtime,
+            label=_string(set_terms.get(SAP_COMMON + "Label"))
+            or _string(type_terms.get(SAP_COMMON + "Label"))
+            or "",
+            description=_string(set_terms.get(CORE + "Description"))
+            or _string(type_terms.get(CORE + "Description"))
+            or "",
+            etag=concurrency is not None,
+            searchable=allowed("SearchRestrictions", "Searchable"),
+            requires_filter=_bool(filter_rules.get("RequiresFilter"), False),
+            non_filterable=frozenset(_paths(filter_rules.get("NonFilterableProperties"))),
+            non_sortable=frozenset(_paths(sort_rules.get("NonSortableProperties"))),
+            etag_properties=frozenset(_paths(concurrency)),
         )
 
-    def _attribute(
-        self, info: EntityTypeInfo, declaring_fqn: str, prop: etree._Element, rules: _SetRules
-    ) -> Attribute:
+    def property_annotations(
+        self, declaring_fqn: str, prop: etree._Element, set_rules: SetAnnotations
+    ) -> PropertyAnnotations:
+        """What the annotations of ``prop`` (declared on ``declaring_fqn``) and its set say."""
         name = prop.get("Name") or ""
-        value_type, wire_type, enum, collection = self.value_type(prop.get("Type") or "")
         terms = self.annotations(prop, f"{declaring_fqn}/{name}")
-        key = name in info.keys
         computed = _bool(terms.get(CORE + "Computed"), False)
         immutable = _bool(terms.get(CORE + "Immutable"), False)
         permissions = _enum_members(terms.get(CORE + "Permissions"))
         read_only = computed or (bool(permissions) and not permissions & {"Write", "ReadWrite"})
-        etag = name in rules.etag_properties
+        return PropertyAnnotations(
+            label=_string(terms.get(SAP_COMMON + "Label")) or "",
+            creatable=not read_only,
+            updatable=not (read_only or immutable),
+            filterable=name not in set_rules.non_filterable,
+            sortable=name not in set_rules.non_sortable,
+            etag=name in set_rules.etag_properties,
+        )
+
+    def _attribute(
+        self, info: EntityTypeInfo, declaring_fqn: str, prop: etree._Element, set_rules: SetAnnotations
+    ) -> Attribute:
+        name = prop.get("Name") or ""
+        value_type, wire_type, enum, collection = self.value_type(prop.get("Type") or "")
+        rules = self.property_annotations(declaring_fqn, prop, set_rules)
+        key = name in info.keys
         return Attribute(
             name=name,
             type=value_type,
             wire_type=wire_type,
-            label=_string(terms.get(SAP_COMMON + "Label")) or "",
+            label=rules.label,
             key=key,
             nullable=not key and prop.get("Nullable", "true") != "false",
-            creatable=not read_only,
-            updatable=not (read_only or immutable or key),
-            filterable=name not in rules.non_filterable,
-            sortable=name not in rules.non_sortable,
+            creatable=rules.creatable,
+            updatable=rules.updatable and not key,
+            filterable=rules.filterable,
+            sortable=rules.sortable,
             max_length=int_facet(prop.get("MaxLength")),
             precision=int_facet(prop.get("Precision")),
             scale=int_facet(prop.get("Scale")),
             enum=enum,
             collection=collection,
-            runtime={"etag": True} if etag else {},
+            runtime={"etag": True} if rules.etag else {},
         )
 
     def _navigations(self, info: EntityTypeInfo, entity_set: etree._Element) -> tuple[Navigation, ...]:

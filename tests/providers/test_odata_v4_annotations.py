@@ -138,24 +138,27 @@ def test_readable_false_hides_the_set_from_queries() -> None:
     assert not capabilities.queryable and not capabilities.readable_by_key
 
 
+# Notes may be neither filtered nor sorted, Tags not sorted; a filter is required, search is not offered.
+PROPERTY_RESTRICTIONS = """
+  <Annotation Term="Capabilities.FilterRestrictions"><Record>
+    <PropertyValue Property="RequiresFilter" Bool="true"/>
+    <PropertyValue Property="NonFilterableProperties">
+      <Collection><PropertyPath>Notes</PropertyPath></Collection>
+    </PropertyValue>
+  </Record></Annotation>
+  <Annotation Term="Capabilities.SortRestrictions"><Record>
+    <PropertyValue Property="NonSortableProperties">
+      <Collection><PropertyPath>Notes</PropertyPath><PropertyPath>Tags</PropertyPath></Collection>
+    </PropertyValue>
+  </Record></Annotation>
+  <Annotation Term="Capabilities.SearchRestrictions">
+    <Record><PropertyValue Property="Searchable" Bool="false"/></Record>
+  </Annotation>
+"""
+
+
 def test_non_filterable_and_non_sortable_properties() -> None:
-    body = """
-      <Annotation Term="Capabilities.FilterRestrictions"><Record>
-        <PropertyValue Property="RequiresFilter" Bool="true"/>
-        <PropertyValue Property="NonFilterableProperties">
-          <Collection><PropertyPath>Notes</PropertyPath></Collection>
-        </PropertyValue>
-      </Record></Annotation>
-      <Annotation Term="Capabilities.SortRestrictions"><Record>
-        <PropertyValue Property="NonSortableProperties">
-          <Collection><PropertyPath>Notes</PropertyPath><PropertyPath>Tags</PropertyPath></Collection>
-        </PropertyValue>
-      </Record></Annotation>
-      <Annotation Term="Capabilities.SearchRestrictions">
-        <Record><PropertyValue Property="Searchable" Bool="false"/></Record>
-      </Annotation>
-    """
-    things = _read(_document(set_body=body)).object("Things")
+    things = _read(_document(set_body=PROPERTY_RESTRICTIONS)).object("Things")
     assert things.capabilities.filterable and things.capabilities.sortable
     assert [a.name for a in things.attributes if not a.filterable] == ["Notes"]
     assert [a.name for a in things.attributes if not a.sortable] == ["Notes", "Tags"]
