@@ -69,7 +69,12 @@ class RedactingFilter(logging.Filter):
         self.known_secrets = tuple(sorted((s for s in known_secrets if len(s) >= 6), key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.known_secrets)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # Arguments that do not fit the format: keep the template, never the raw arguments.
+            message = str(record.msg)
+        record.msg = redact(message, self.known_secrets)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -43,7 +43,8 @@ class Database:
     async def ping(self) -> None:
         """Raise if the database does not answer a trivial query within PING_TIMEOUT_S seconds."""
         async with asyncio.timeout(PING_TIMEOUT_S), self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("SELECT 1"))
 
     async def migrate(self) -> str:
         """Upgrade the schema to the newest revision; return that revision."""

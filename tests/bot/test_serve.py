@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.config import Settings
 from bot.web import create_app
-from storage import Database
+from storage import Database, Environments
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 60.0  # a generous limit for failure detection, not a speed assertion
@@ -165,6 +165,21 @@ async def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path) -
             503,
             {"status": "unavailable", "database": "unreachable"},
         )
+    finally:
+        await client.close()
+        await database.dispose()
+
+
+async def test_readyz_answers_while_a_write_is_in_progress(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'ib.db'}")
+    await database.migrate()
+    client = TestClient(TestServer(create_app(Settings(), database)))
+    await client.start_server()
+    try:
+        async with database.session() as session:
+            await Environments(session).create("qa")  # holds SQLite's write lock until the block ends
+            ready = await client.get("/readyz")
+            assert ready.status == 200
     finally:
         await client.close()
         await database.dispose()
