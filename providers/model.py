@@ -9,7 +9,7 @@ opaque, JSON-serialisable ``runtime`` mappings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -137,3 +137,35 @@ class Catalog:
 
     def object_names(self) -> list[str]:
         return [o.name for o in self.objects]
+
+
+def catalog_to_dict(catalog: Catalog) -> dict[str, Any]:
+    """A JSON-serialisable form of ``catalog`` (for the draft's catalog cache and publish jobs)."""
+    return asdict(catalog)
+
+
+def catalog_from_dict(data: Mapping[str, Any]) -> Catalog:
+    """The inverse of :func:`catalog_to_dict`."""
+
+    def enum_type(raw: Mapping[str, Any] | None) -> EnumType | None:
+        if raw is None:
+            return None
+        members = tuple(EnumMember(**m) for m in raw["members"])
+        return EnumType(name=raw["name"], members=members, flags=raw.get("flags", False))
+
+    def attribute(raw: Mapping[str, Any]) -> Attribute:
+        values = dict(raw)
+        values["type"] = ValueType(values["type"])
+        values["enum"] = enum_type(values.get("enum"))
+        return Attribute(**values)
+
+    def object_def(raw: Mapping[str, Any]) -> ObjectDef:
+        values = dict(raw)
+        values["attributes"] = tuple(attribute(a) for a in raw["attributes"])
+        values["navigations"] = tuple(Navigation(**n) for n in raw.get("navigations", ()))
+        values["capabilities"] = Capabilities(**raw.get("capabilities", {}))
+        return ObjectDef(**values)
+
+    values = dict(data)
+    values["objects"] = tuple(object_def(o) for o in data["objects"])
+    return Catalog(**values)
