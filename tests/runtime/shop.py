@@ -107,8 +107,11 @@ def _read_only(attr: str, wire: str, wire_type: str, value_type: str, key: bool 
     return FieldDescriptor(attr, wire, wire_type, value_type, key=key, creatable=False, updatable=False)
 
 
-def shop_service(odata_version: str, *, expand_category: bool = False) -> ServiceDescriptor:
-    """CatalogService as the generator would describe it for ``odata_version`` ("2.0" / "4.0")."""
+def shop_service(odata_version: str, *, expand: bool = False) -> ServiceDescriptor:
+    """CatalogService as the generator would describe it for ``odata_version`` ("2.0" / "4.0").
+
+    ``expand`` selects the navigations (Products' category and supplier, Categories' products).
+    """
     v2 = odata_version.startswith("2")
     release_date_type = "Edm.DateTime" if v2 else "Edm.Date"
     categories = ObjectDescriptor(
@@ -121,6 +124,7 @@ def shop_service(odata_version: str, *, expand_category: bool = False) -> Servic
             FieldDescriptor("description", "description", "Edm.String", "string"),
         ),
         navigations=(NavigationDescriptor("products", "products", many=True, target="Products"),),
+        expand=("products",) if expand else (),
     )
     suppliers = ObjectDescriptor(
         name="Suppliers",
@@ -157,7 +161,7 @@ def shop_service(odata_version: str, *, expand_category: bool = False) -> Servic
             NavigationDescriptor("category", "category", many=False, target="Categories"),
             NavigationDescriptor("supplier", "supplier", many=False),
         ),
-        expand=("category", "supplier") if expand_category else (),
+        expand=("category", "supplier") if expand else (),
     )
     orders = ObjectDescriptor(
         name="Orders",

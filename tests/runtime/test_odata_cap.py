@@ -62,7 +62,7 @@ class Shop:
 def shop(request: pytest.FixtureRequest, cap_server: CapServer) -> Iterator[Shop]:
     version, flavor = request.param
     root = cap_server.v2_url if version == "2.0" else cap_server.v4_url
-    service = shop_service(version, expand_category=True)
+    service = shop_service(version, expand=True)
 
     def connect(
         user: str = "alice", password: str | None = None, **options: Any

@@ -501,7 +501,7 @@ def test_attributes_to_send_takes_python_or_wire_names_and_sends_none_as_null() 
 
 
 def test_v2_expanded_navigations_become_models_or_stay_json() -> None:
-    core = _Core(Connection("http://127.0.0.1:9/svc/"), shop_service("2.0", expand_category=True))
+    core = _Core(Connection("http://127.0.0.1:9/svc/"), shop_service("2.0", expand=True))
     codec = core.codec(core.service.objects["Products"])
     assert codec.read_params["$expand"] == "category,supplier"
     assert codec.read_params["$select"].endswith(",category,supplier")
@@ -522,7 +522,7 @@ def test_v2_expanded_navigations_become_models_or_stay_json() -> None:
 
 
 def test_v4_expanded_navigations_and_absent_ones() -> None:
-    core = _Core(Connection("http://127.0.0.1:9/svc/"), shop_service("4.0", expand_category=True))
+    core = _Core(Connection("http://127.0.0.1:9/svc/"), shop_service("4.0", expand=True))
     codec = core.codec(core.service.objects["Products"])
     assert "category" not in codec.read_params["$select"].split(",")
     assert codec.decode({"ID": 1, "category": None}, None).category is None
