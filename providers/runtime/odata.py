@@ -27,8 +27,8 @@ Decisions a caller may notice:
 - SAP CSRF: before the first write a client GETs the service root with ``X-CSRF-Token: Fetch``
   and keeps the token (cookies stay in the httpx client). A 403 with ``x-csrf-token: Required``
   fetches a new token and repeats the write once. Servers that return no token still work.
-- V4 requests carry ``IEEE754Compatible=true`` so Edm.Decimal and Edm.Int64 travel as strings
-  and keep their precision.
+- V4 requests declare ``IEEE754Compatible=true`` and send Edm.Decimal and Edm.Int64 as strings,
+  so they keep their precision; answers are read whether the server sends strings or numbers.
 - ``attributes_to_send`` (Python or wire names) limits a write to those attributes, sending
   ``None`` as null; without it, every creatable (create) or updatable (update) attribute that is
   not ``None`` is sent. Attributes the system does not let you write are never sent.
