@@ -307,8 +307,13 @@ def test_sap_client_and_additional_headers_reach_the_server(shop: Shop) -> None:
 
 
 def test_large_top_follows_the_servers_own_paging(shop: Shop) -> None:
+    shop.cap.clear_requests()
     page = shop.client.search(shop.products, order_by=[OrderBy(ProductAttribute.ID)], top=1100)
     assert [p.id for p in page.items] == list(range(1, 1101))
+    asked = shop.cap.requests()
+    assert len(asked) == 2  # CAP pages at 1,000 rows; the client followed its link once
+    if shop.version == "4.0":
+        assert asked[0]["headers"]["prefer"] == "odata.maxpagesize=1100"
     assert page.total_count is not None and page.total_count >= 1200
     rest = shop.client.next_page(shop.products, page)
     assert rest.items[0].id == 1101

@@ -551,3 +551,21 @@ def test_unsupported_odata_version_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match=r"unsupported OData version '3\.0'"):
         _Core(Connection("http://127.0.0.1:9/"), ServiceDescriptor("t", "1", {"odata_version": "3.0"}))
+
+
+def test_streams_are_neither_selected_nor_sent() -> None:
+    obj = ObjectDescriptor(
+        name="Holders",
+        entity_name="Holder",
+        model=Holder,
+        fields=(
+            FieldDescriptor("value", "Picture", "Edm.Stream", "json"),
+            FieldDescriptor("other", "Other", "Edm.String", "string", key=True),
+        ),
+    )
+    core = _Core(Connection("http://127.0.0.1:9/svc/"), ServiceDescriptor("t", "1", {"odata_version": "4.0"}))
+    codec = core.codec(obj)
+    assert codec.read_params == {"$select": "Other"}
+    record = codec.decode({"Other": "k", "Picture@odata.mediaReadLink": "x"}, None)
+    assert (record.value, record.null_attributes) == (None, frozenset())
+    assert codec.body(Holder(value=b"png", other="k"), None, creating=True) == {"Other": "k"}
