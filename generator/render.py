@@ -462,24 +462,26 @@ class _Builder:
         definition = selected.definition
         model = self.model_names[definition.name]
         field_names = Namespace(names.PYTHON_RESERVED | names.RECORD_MEMBERS)
-        chosen: dict[str, str] = {}
-        for wire in [a.name for a in selected.attributes] + [n.name for n in selected.expand]:
-            if wire in selected.renames:
-                chosen[wire] = field_names.claim(selected.renames[wire])
-        for wire in [a.name for a in selected.attributes] + [n.name for n in selected.expand]:
-            if wire not in chosen:
-                chosen[wire] = field_names.add(wire, "snake", "field", names.RECORD_MEMBERS)
+        # By position, not wire name: a navigation may share its wire name with an attribute.
+        wires = [a.name for a in selected.attributes] + [n.name for n in selected.expand]
+        chosen: dict[int, str] = {}
+        for wire, python in selected.renames.items():
+            chosen[wires.index(wire)] = field_names.claim(python)
+        for index, wire in enumerate(wires):
+            if index not in chosen:
+                chosen[index] = field_names.add(wire, "snake", "field", names.RECORD_MEMBERS)
+        attribute_names = [chosen[index] for index in range(len(selected.attributes))]
+        navigation_names = [chosen[index] for index in range(len(selected.attributes), len(wires))]
 
         fields: list[FieldModel] = []
-        members: list[EnumMemberModel] = []
+        enum_members: list[EnumMemberModel] = []
         field_nodes: list[tuple[str, Node]] = []
         readme_fields: list[ReadmeField] = []
-        for attribute in selected.attributes:
-            name = chosen[attribute.name]
+        for attribute, name in zip(selected.attributes, attribute_names, strict=True):
             ref = self.value_type(attribute)
             models_imports.add_type(TypeRef(ref.annotation, ref.imports))
             fields.append(_field(name, ref.annotation, _field_doc(attribute)))
-            members.append(_member(name.upper(), Text(attribute.name)))
+            enum_members.append(_member(name.upper(), Text(attribute.name)))
             readme_fields.append(ReadmeField(name, _markdown(attribute.name), ref.annotation))
             options: dict[str, Node] = {}
             if attribute.key:
@@ -507,8 +509,7 @@ class _Builder:
                 )
             )
         navigation_nodes: list[tuple[str, Node]] = []
-        for navigation in selected.expand:
-            name = chosen[navigation.name]
+        for navigation, name in zip(selected.expand, navigation_names, strict=True):
             target = self.model_names.get(navigation.target)
             ref = TypeRef(target, models=frozenset({target})) if target else _RECORD_DICT
             if navigation.many:
@@ -554,8 +555,8 @@ class _Builder:
         key_items: list[tuple[str, Node]] = []
         if actions.get or actions.update or actions.delete:
             parameters = Namespace(names.PYTHON_RESERVED | names.ACTION_PARAMETERS)
-            for attribute in definition.keys:
-                field_name = chosen[attribute.name]
+            key_names = [n for a, n in zip(selected.attributes, attribute_names, strict=True) if a.key]
+            for attribute, field_name in zip(definition.keys, key_names, strict=True):
                 parameter = parameters.claim(
                     field_name + "_" if field_name in names.ACTION_PARAMETERS else field_name
                 )
@@ -582,15 +583,20 @@ class _Builder:
             read_only=not (actions.create or actions.update or actions.delete),
             model_doc=_model_doc(definition),
             fields=fields,
-            attribute_members=members,
-            first_member=chosen[(definition.keys or selected.attributes)[0].name].upper()
-            if selected.attributes
-            else "",
+            attribute_members=enum_members,
+            first_member=_first_member(selected, attribute_names),
             key_parameters=key_parameters,
             key_argument="key=" + Group("{", tuple(key_items), "}").render(16, 12, 1),
             descriptor=descriptor,
             readme_fields=readme_fields,
         )
+
+
+def _first_member(selected: SelectedObject, attribute_names: list[str]) -> str:
+    """The attribute a README example filters on: the first key, else the first attribute."""
+    pairs = list(zip(selected.attributes, attribute_names, strict=True))
+    keys = [name for attribute, name in pairs if attribute.key]
+    return (keys or attribute_names or [""])[0].upper()
 
 
 def build_render_model(selection: Selection) -> RenderModel:
