@@ -69,7 +69,7 @@ def run_generate(args: argparse.Namespace) -> int:
     elif any((args.provider, args.objects, args.all, args.read_only, args.app, args.module)):
         raise CommandError("--spec already names the provider, objects and module; drop those options")
     provider_key = base_spec.provider if base_spec else args.provider
-    source, source_ref = _metadata_source(args, base_spec, spec_file)
+    source, source_ref = _metadata_source(args, _password(args), base_spec, spec_file)
     catalog = _discover(provider_key, source, args.allow_private_urls)
     if base_spec is None:
         spec = _spec_from_arguments(args, catalog, source_ref)
@@ -141,7 +141,7 @@ def _public_location(url: str) -> str:
 
 
 def _metadata_source(
-    args: argparse.Namespace, spec: IntegrationSpec | None, spec_file: Path | None
+    args: argparse.Namespace, password: str | None, spec: IntegrationSpec | None, spec_file: Path | None
 ) -> tuple[MetadataSource, SourceRef]:
     options = dict(spec.source.options) if spec and not args.metadata else {}
     if args.odata_version:
@@ -156,7 +156,7 @@ def _metadata_source(
         raise CommandError("the spec does not say where its metadata came from: give --metadata FILE|URL")
     if kind == "url":
         source = MetadataSource(
-            kind="url", location=location, user=args.user, password=_password(args), options=options
+            kind="url", location=location, user=args.user, password=password, options=options
         )
         return source, SourceRef(kind="url", location=_public_location(location), options=options)
     try:
