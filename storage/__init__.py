@@ -13,6 +13,7 @@ from storage.engine import DEFAULT_DATABASE_URL
 from storage.errors import (
     AlreadyExists,
     ImmutableVersion,
+    InUse,
     InvalidValue,
     NotFound,
     SchemaOutOfDate,
@@ -23,6 +24,8 @@ from storage.errors import (
     StorageError,
 )
 from storage.repositories import (
+    AccessGrants,
+    Associations,
     AuditLog,
     CatalogCache,
     Connections,
@@ -30,7 +33,9 @@ from storage.repositories import (
     Deployments,
     Drafts,
     Environments,
+    EnvironmentUsage,
     Integrations,
+    PublishJobs,
     RuntimeTokens,
 )
 from storage.rotation import rotate_secrets
@@ -38,7 +43,9 @@ from storage.secrets import SecretBox, generate_key
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "AccessGrants",
     "AlreadyExists",
+    "Associations",
     "AuditLog",
     "CatalogCache",
     "Connections",
@@ -46,11 +53,14 @@ __all__ = [
     "DedupKeys",
     "Deployments",
     "Drafts",
+    "EnvironmentUsage",
     "Environments",
     "ImmutableVersion",
+    "InUse",
     "Integrations",
     "InvalidValue",
     "NotFound",
+    "PublishJobs",
     "RuntimeTokens",
     "SchemaOutOfDate",
     "SecretBox",

@@ -4,6 +4,7 @@ StorageError
 ├── NotFound            a row the caller named does not exist
 ├── AlreadyExists       a unique name or version is taken
 ├── InvalidValue        a value the schema cannot hold (e.g. an environment name unfit for URLs)
+├── InUse               a row still has dependants the caller did not agree to delete
 ├── StaleDraft          the draft changed since the caller read it (optimistic concurrency)
 ├── ImmutableVersion    a published version was about to be modified
 ├── SchemaOutOfDate     the database is not migrated to the code's head revision
@@ -28,6 +29,10 @@ class AlreadyExists(StorageError):
 
 
 class InvalidValue(StorageError):
+    pass
+
+
+class InUse(StorageError):
     pass
 
 

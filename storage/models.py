@@ -270,10 +270,19 @@ class PublishJob(Base):
     __table_args__ = (_one_of("state", PUBLISH_STATES),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
     integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id"), index=True)
     draft_id: Mapped[str | None] = mapped_column(ForeignKey("drafts.id", ondelete="SET NULL"), index=True)
-    target_environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    # Removing an environment must not be blocked by its job history; a job still running then
+    # finds no target and fails, naming the environment it kept in ``environment``.
+    target_environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="SET NULL")
+    )
+    environment: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]]
+    # zlib-compressed catalog JSON, so a restarted process resumes without fetching the metadata
+    catalog: Mapped[bytes | None] = mapped_column(deferred=True, deferred_raiseload=True)
+    version: Mapped[str | None] = mapped_column(String(64))  # the version being built
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -286,6 +295,7 @@ class PublishJob(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]  # the final notification was sent (at most once)
 
 
 class AdminRequest(Base):

@@ -11,16 +11,22 @@ import hashlib
 import re
 import secrets
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Executable, delete, insert, select, update
+from sqlalchemy import CursorResult, Executable, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.errors import AlreadyExists, InvalidValue, NotFound, StaleDraft
+from storage.errors import AlreadyExists, InUse, InvalidValue, NotFound, StaleDraft
 from storage.models import (
+    ALL_ENVIRONMENTS,
+    PUBLISH_FINAL_STATES,
+    ROLES,
+    AccessGrant,
+    AdminRequest,
     Association,
     AuditEntry,
     Base,
@@ -33,6 +39,7 @@ from storage.models import (
     ExternalConnection,
     Integration,
     IntegrationVersion,
+    PublishJob,
     RuntimeToken,
     utcnow,
 )
@@ -103,6 +110,66 @@ class Environments:
             )
         row = Environment(name=name, development=development)
         return await _insert(self.session, row, f"environment {name!r} already exists")
+
+    async def usage(self, environment: Environment) -> EnvironmentUsage:
+        async def count(statement: Any) -> int:
+            return int(await self.session.scalar(statement) or 0)
+
+        return EnvironmentUsage(
+            deployments=await count(select(func.count()).where(Deployment.environment_id == environment.id)),
+            connections=await count(
+                select(func.count()).where(ExternalConnection.environment_id == environment.id)
+            ),
+            live_tokens=await count(
+                select(func.count()).where(
+                    RuntimeToken.environment_id == environment.id, RuntimeToken.revoked_at.is_(None)
+                )
+            ),
+        )
+
+    async def remove(self, environment: Environment, *, force: bool = False) -> None:
+        """Delete ``environment`` with its tokens, grants and job targets.
+
+        Deployments and connections are deleted too only with ``force``; otherwise
+        :class:`InUse` names them. The last development environment is never removed: the
+        wizard publishes there.
+        """
+        if environment.development:
+            others = await self.session.scalar(
+                select(func.count()).where(
+                    Environment.development.is_(True), Environment.id != environment.id
+                )
+            )
+            if not others:
+                raise InUse(
+                    f"{environment.name} is the only development environment and the wizard publishes "
+                    "there; add another with `ib env add NAME --development` first"
+                )
+        usage = await self.usage(environment)
+        if not force and (usage.deployments or usage.connections):
+            raise InUse(
+                f"environment {environment.name!r} still has {usage.deployments} deployment(s) and "
+                f"{usage.connections} connection(s); remove them or pass --force"
+            )
+        env_id = environment.id
+        for statement in (
+            delete(Association).where(Association.environment_id == env_id),
+            delete(Deployment).where(Deployment.environment_id == env_id),
+            delete(DeploymentHistory).where(DeploymentHistory.environment_id == env_id),
+            delete(AdminRequest).where(AdminRequest.environment_id == env_id),
+            delete(ExternalConnection).where(ExternalConnection.environment_id == env_id),
+            delete(RuntimeToken).where(RuntimeToken.environment_id == env_id),
+            delete(AccessGrant).where(AccessGrant.environment == environment.name),
+            delete(Environment).where(Environment.id == env_id),
+        ):
+            await self.session.execute(statement.execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentUsage:
+    deployments: int
+    connections: int
+    live_tokens: int
 
 
 class RuntimeTokens:
@@ -312,6 +379,47 @@ class Deployments:
                 select(Deployment).where(Deployment.environment_id == environment.id).order_by(Deployment.id)
             )
         )
+
+    async def served(self, environment: Environment) -> list[Integration]:
+        """Integrations with a version ever deployed to ``environment`` (its package index)."""
+        ever_deployed = select(DeploymentHistory.integration_id).where(
+            DeploymentHistory.environment_id == environment.id
+        )
+        return list(
+            await self.session.scalars(
+                select(Integration).where(Integration.id.in_(ever_deployed)).order_by(Integration.module_name)
+            )
+        )
+
+    async def served_versions(self, environment: Environment, module_name: str) -> list[IntegrationVersion]:
+        """Every version of ``module_name`` ever deployed to ``environment``, oldest first."""
+        deployed = select(DeploymentHistory.version_id).where(
+            DeploymentHistory.environment_id == environment.id
+        )
+        return list(
+            await self.session.scalars(
+                select(IntegrationVersion)
+                .join(Integration, IntegrationVersion.integration_id == Integration.id)
+                .where(Integration.module_name == module_name, IntegrationVersion.id.in_(deployed))
+                .order_by(IntegrationVersion.id)
+            )
+        )
+
+    async def served_file(self, environment: Environment, filename: str) -> bytes | None:
+        """The wheel or sdist called ``filename`` if one of its versions was deployed here."""
+        deployed = select(DeploymentHistory.version_id).where(
+            DeploymentHistory.environment_id == environment.id
+        )
+        for column, name in (
+            (IntegrationVersion.wheel, IntegrationVersion.wheel_filename),
+            (IntegrationVersion.sdist, IntegrationVersion.sdist_filename),
+        ):
+            data = await self.session.scalar(
+                select(column).where(name == filename, IntegrationVersion.id.in_(deployed)).limit(1)
+            )
+            if data is not None:
+                return data
+        return None
 
     async def history(self, integration_id: int) -> list[DeploymentHistory]:
         """Every deployment of the integration, oldest first."""
@@ -574,11 +682,7 @@ class Connections:
         await self.session.flush()
 
     async def association(self, integration_id: int, environment: Environment) -> Association | None:
-        return await self.session.scalar(
-            select(Association).where(
-                Association.integration_id == integration_id, Association.environment_id == environment.id
-            )
-        )
+        return await Associations(self.session).get(integration_id, environment)
 
     async def associate(
         self,
@@ -594,16 +698,45 @@ class Connections:
                 f"connection {connection.name!r} belongs to {connection.environment.name}, "
                 f"not to {environment.name}"
             )
-        row = await self.association(integration_id, environment)
-        if row is None:
-            row = Association(integration_id=integration_id, environment_id=environment.id)
-            self.session.add(row)
+        row = await Associations(self.session).ensure(integration_id, environment, updated_by=updated_by)
         row.connection_id = connection.id if connection is not None else None
         row.updated_by = updated_by
         row.updated_at = utcnow()
         await self.session.flush()
         await self.session.refresh(row)
         return row
+
+
+class Associations:
+    """(integration, environment) -> connection rows, without touching any secret.
+
+    Deployment creates the row empty; :meth:`Connections.associate` points it at a connection.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, integration_id: int, environment: Environment) -> Association | None:
+        return await self.session.scalar(
+            select(Association).where(
+                Association.integration_id == integration_id, Association.environment_id == environment.id
+            )
+        )
+
+    async def ensure(self, integration_id: int, environment: Environment, *, updated_by: str) -> Association:
+        """The existing association, or a new empty one."""
+        row = await self.get(integration_id, environment)
+        if row is not None:
+            return row
+        empty = Association(
+            integration_id=integration_id, environment_id=environment.id, updated_by=updated_by
+        )
+        try:
+            return await _insert(self.session, empty, "associated concurrently")
+        except AlreadyExists:
+            row = await self.get(integration_id, environment)
+            assert row is not None
+            return row
 
 
 class CatalogCache:
@@ -619,3 +752,201 @@ class CatalogCache:
     async def get(self, draft_id: str) -> bytes | None:
         entry = await self.session.get(CatalogCacheEntry, draft_id)
         return zlib.decompress(entry.catalog) if entry is not None else None
+
+
+class PublishJobs:
+    """The durable publish state machine's rows; transitions are conditional, so two runners of
+    one job (a resumed process next to a live one) never move a finished job again."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        team_id: str,
+        requested_by: str,
+        environment: Environment,
+        spec: Mapping[str, Any],
+        catalog: bytes,
+        dedup_key: str,
+        draft_id: str | None = None,
+    ) -> PublishJob:
+        """A queued job; :class:`AlreadyExists` when ``dedup_key`` was used before."""
+        row = PublishJob(
+            team_id=team_id,
+            requested_by=requested_by,
+            target_environment_id=environment.id,
+            environment=environment.name,
+            spec=dict(spec),
+            catalog=zlib.compress(catalog, 6),
+            dedup_key=dedup_key,
+            draft_id=draft_id,
+        )
+        return await _insert(self.session, row, "a publish job with this key exists")
+
+    async def get(self, job_id: str) -> PublishJob | None:
+        return await self.session.get(PublishJob, job_id, populate_existing=True)
+
+    async def by_dedup_key(self, dedup_key: str) -> PublishJob | None:
+        return await self.session.scalar(select(PublishJob).where(PublishJob.dedup_key == dedup_key))
+
+    async def lock(self, job_id: str) -> PublishJob | None:
+        """The job, locked until the unit of work ends (a row lock on PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already serialises writers)."""
+        return await self.session.scalar(
+            select(PublishJob)
+            .where(PublishJob.id == job_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def catalog(self, job_id: str) -> bytes | None:
+        data = await self.session.scalar(select(PublishJob.catalog).where(PublishJob.id == job_id))
+        return zlib.decompress(data) if data is not None else None
+
+    async def claim(self, job: PublishJob) -> bool:
+        """Count one more attempt at ``job``; False when anyone moved it since ``job`` was read."""
+        claimed = await _rowcount(
+            self.session,
+            update(PublishJob)
+            .where(
+                PublishJob.id == job.id, PublishJob.state == job.state, PublishJob.attempts == job.attempts
+            )
+            .values(attempts=job.attempts + 1, started_at=job.started_at or utcnow(), updated_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        return claimed == 1
+
+    async def advance(self, job_id: str, state: str, **values: Any) -> bool:
+        """Move an unfinished job to ``state`` (with ``values``); False when it is finished."""
+        if state in PUBLISH_FINAL_STATES:
+            values.setdefault("finished_at", utcnow())
+        moved = await _rowcount(
+            self.session,
+            update(PublishJob)
+            .where(PublishJob.id == job_id, PublishJob.state.not_in(PUBLISH_FINAL_STATES))
+            .values(state=state, updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False),
+        )
+        return moved == 1
+
+    async def unfinished(self) -> list[str]:
+        """Ids of every job not published or failed yet, oldest first."""
+        return list(
+            await self.session.scalars(
+                select(PublishJob.id)
+                .where(PublishJob.state.not_in(PUBLISH_FINAL_STATES))
+                .order_by(PublishJob.created_at)
+            )
+        )
+
+    async def queued(self) -> list[str]:
+        return list(
+            await self.session.scalars(
+                select(PublishJob.id).where(PublishJob.state == "queued").order_by(PublishJob.created_at)
+            )
+        )
+
+    async def unnotified(self) -> list[str]:
+        """Ids of finished jobs whose final notification was never sent."""
+        return list(
+            await self.session.scalars(
+                select(PublishJob.id)
+                .where(PublishJob.state.in_(PUBLISH_FINAL_STATES), PublishJob.notified_at.is_(None))
+                .order_by(PublishJob.created_at)
+            )
+        )
+
+    async def claim_notification(self, job_id: str) -> bool:
+        """True for exactly one caller per finished job: that caller sends the final notification."""
+        claimed = await _rowcount(
+            self.session,
+            update(PublishJob)
+            .where(
+                PublishJob.id == job_id,
+                PublishJob.state.in_(PUBLISH_FINAL_STATES),
+                PublishJob.notified_at.is_(None),
+            )
+            .values(notified_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        return claimed == 1
+
+    async def release_notification(self, job_id: str) -> None:
+        """Undo a claim whose notification could not be sent, so a later start retries it."""
+        await self.session.execute(
+            update(PublishJob)
+            .where(PublishJob.id == job_id)
+            .values(notified_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class AccessGrants:
+    """Roles per environment (``developer``, ``deployer``, ``connection_admin``).
+
+    ``admins`` (the service's ``IB_ADMINS``) hold every role everywhere without any row, so
+    removing a user from ``IB_ADMINS`` takes their rights away at the next start.
+    """
+
+    def __init__(self, session: AsyncSession, admins: Collection[str] = ()) -> None:
+        self.session = session
+        self.admins = frozenset(admins)
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ROLES:
+            raise InvalidValue(f"role {role!r} is not one of {', '.join(ROLES)}")
+
+    async def grant(self, user_id: str, role: str, environment: str, *, created_by: str) -> AccessGrant:
+        """Give ``user_id`` ``role`` in ``environment`` (a name, or ``*`` for all of them)."""
+        self._check_role(role)
+        if environment != ALL_ENVIRONMENTS:
+            await Environments(self.session).require(environment)
+        row = AccessGrant(slack_user_id=user_id, role=role, environment=environment, created_by=created_by)
+        return await _insert(
+            self.session, row, f"{user_id} already has the {role} role in {_environments_label(environment)}"
+        )
+
+    async def revoke(self, user_id: str, role: str, environment: str) -> bool:
+        """False when there was no such grant."""
+        self._check_role(role)
+        revoked = await _rowcount(
+            self.session,
+            delete(AccessGrant)
+            .where(
+                AccessGrant.slack_user_id == user_id,
+                AccessGrant.role == role,
+                AccessGrant.environment == environment,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        return revoked == 1
+
+    async def all(self) -> list[AccessGrant]:
+        return list(
+            await self.session.scalars(
+                select(AccessGrant).order_by(
+                    AccessGrant.slack_user_id, AccessGrant.environment, AccessGrant.role
+                )
+            )
+        )
+
+    async def has_role(self, user_id: str, role: str, environment: str) -> bool:
+        """Whether ``user_id`` may act as ``role`` in the environment named ``environment``."""
+        self._check_role(role)
+        if user_id in self.admins:
+            return True
+        found = await self.session.scalar(
+            select(AccessGrant.id).where(
+                AccessGrant.slack_user_id == user_id,
+                AccessGrant.role == role,
+                AccessGrant.environment.in_((environment, ALL_ENVIRONMENTS)),
+            )
+        )
+        return found is not None
+
+
+def _environments_label(environment: str) -> str:
+    return "every environment" if environment == ALL_ENVIRONMENTS else environment

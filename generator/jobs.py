@@ -1,0 +1,105 @@
+"""Where publish jobs run: the :class:`JobRunner` interface and the in-process runner.
+
+The embedded default runs jobs as asyncio tasks inside ``ib serve``; their state lives in the
+database, so a runner is only a scheduler and may be replaced (e.g. by procrastinate workers on
+PostgreSQL) without touching the job steps: a worker just calls the executor with the job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+Executor = Callable[[str], Awaitable[None]]
+QueuedJobs = Callable[[], Awaitable[list[str]]]
+
+DEFAULT_CONCURRENCY = 4
+# Jobs queued by another process (`ib publish` next to `ib serve`) are found this often.
+DEFAULT_POLL_INTERVAL_S = 1.0
+# Jobs still running at shutdown get this long; the rest resume at the next start.
+DEFAULT_STOP_GRACE_S = 5.0
+
+
+class JobRunner(Protocol):
+    """Runs job ids through an executor; at most once at a time per id within the runner."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def enqueue(self, job_id: str) -> None: ...
+
+
+class InProcessRunner:
+    """asyncio tasks with a concurrency limit, plus a poll for jobs queued by other processes."""
+
+    def __init__(
+        self,
+        execute: Executor,
+        *,
+        queued: QueuedJobs | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        stop_grace: float = DEFAULT_STOP_GRACE_S,
+    ) -> None:
+        self._execute = execute
+        self._queued = queued
+        self._slots = asyncio.Semaphore(concurrency)
+        self._poll_interval = poll_interval
+        self._stop_grace = stop_grace
+        # The event loop keeps only weak references to tasks: without this set they could vanish.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active: set[str] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+        if self._queued is not None and self._poller is None:
+            self._poller = asyncio.create_task(self._poll(self._queued), name="publish-job-poll")
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._stop_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def enqueue(self, job_id: str) -> None:
+        if not self._running or job_id in self._active:
+            return
+        self._active.add(job_id)
+        task = asyncio.create_task(self._run(job_id), name=f"publish-job-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job_id: str) -> None:
+        try:
+            async with self._slots:
+                await self._execute(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("publish job %s stopped on an unexpected error", job_id)
+        finally:
+            self._active.discard(job_id)
+
+    async def _poll(self, queued: QueuedJobs) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                job_ids = await queued()
+            except Exception as error:  # a database hiccup must not end the poll for good
+                log.warning("cannot look for queued publish jobs: %s", error.__class__.__name__)
+                continue
+            for job_id in job_ids:
+                self.enqueue(job_id)
