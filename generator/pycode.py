@@ -95,19 +95,36 @@ def _string_chunks(value: str) -> list[str]:
     return chunks
 
 
+class Pair(Node):
+    """``key=value`` in a call or ``"key": value`` in a dict; the value continues after the key."""
+
+    __slots__ = ("key", "separator", "value")
+
+    def __init__(self, key: Node, separator: str, value: Node) -> None:
+        super().__init__(key.flat + separator + value.flat)
+        self.key = key
+        self.separator = separator
+        self.value = value
+
+    def render(self, column: int, indent: int, tail: int) -> str:
+        if column + len(self.flat) + tail <= LINE_LENGTH:
+            return self.flat
+        key = self.key.render(column, indent, len(self.separator) + 1)
+        _, newline, last = key.rpartition("\n")
+        value_column = (len(last) if newline else column + len(key)) + len(self.separator)
+        return key + self.separator + self.value.render(value_column, indent, tail)
+
+
 class Group(Node):
     """Bracketed items (a call, tuple, list or dict), one per line when they do not fit on one.
 
-    Each item is a prefix (``""``, ``"key="`` or ``'"key": '``) and a value. A one-element tuple
-    keeps its trailing comma when flat.
+    A one-element tuple keeps its trailing comma when flat.
     """
 
     __slots__ = ("closer", "items", "opener")
 
-    def __init__(
-        self, opener: str, items: Sequence[tuple[str, Node]], closer: str, one_tuple: bool = False
-    ) -> None:
-        inner = ", ".join(prefix + node.flat for prefix, node in items)
+    def __init__(self, opener: str, items: Sequence[Node], closer: str, one_tuple: bool = False) -> None:
+        inner = ", ".join(item.flat for item in items)
         if one_tuple and len(items) == 1:
             inner += ","
         super().__init__(opener + inner + closer)
@@ -119,16 +136,18 @@ class Group(Node):
         if not self.items or column + len(self.flat) + tail <= LINE_LENGTH:
             return self.flat
         inner = indent + 4
-        lines = [
-            " " * inner + prefix + node.render(inner + len(prefix), inner, 1) + ","
-            for prefix, node in self.items
-        ]
+        lines = [" " * inner + item.render(inner, inner, 1) + "," for item in self.items]
         return self.opener + "\n" + "\n".join(lines) + "\n" + " " * indent + self.closer
 
 
 def call(function: str, *args: Node, **kwargs: Node) -> Group:
-    items = [("", arg) for arg in args] + [(f"{name}=", value) for name, value in kwargs.items()]
-    return Group(f"{function}(", tuple(items), ")")
+    items = [*args, *(Pair(Code(name), "=", value) for name, value in kwargs.items())]
+    return Group(f"{function}(", items, ")")
+
+
+def dictionary(items: Sequence[tuple[str, Node]]) -> Group:
+    """``{"key": value, ...}`` with string keys."""
+    return Group("{", [Pair(Text(key), ": ", value) for key, value in items], "}")
 
 
 def value_node(value: Any) -> Node:
@@ -140,12 +159,11 @@ def value_node(value: Any) -> Node:
     if isinstance(value, str):
         return Text(value)
     if isinstance(value, Mapping):
-        items = tuple((string_literal(str(key)) + ": ", value_node(item)) for key, item in value.items())
-        return Group("{", items, "}")
+        return dictionary([(str(key), value_node(item)) for key, item in value.items()])
     if isinstance(value, list):
-        return Group("[", tuple(("", value_node(item)) for item in value), "]")
+        return Group("[", [value_node(item) for item in value], "]")
     if isinstance(value, tuple):
-        return Group("(", tuple(("", value_node(item)) for item in value), ")", one_tuple=True)
+        return Group("(", [value_node(item) for item in value], ")", one_tuple=True)
     raise TypeError(f"cannot write a {type(value).__name__} into generated code")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from generator import names, pycode
 from generator.names import Namespace
-from generator.pycode import Code, Group, Node, Text, call, value_node
+from generator.pycode import Code, Group, Node, Pair, Text, call, dictionary, value_node
 from generator.selection import Actions, SelectedObject, Selection
 from providers.model import Attribute, EnumType, ObjectDef, ValueType
 
@@ -374,14 +374,7 @@ class _Builder:
                 integration=Text(spec.module_name),
                 version=Text(spec.version),
                 runtime=value_node(dict(catalog.runtime)),
-                objects=Group(
-                    "{",
-                    tuple(
-                        (pycode.string_literal(s.definition.name) + ": ", Code(constants[s.definition.name]))
-                        for s in selection.objects
-                    ),
-                    "}",
-                ),
+                objects=dictionary([(name, Code(constant)) for name, constant in constants.items()]),
             ),
         )
         exported_classes = [
@@ -475,7 +468,7 @@ class _Builder:
 
         fields: list[FieldModel] = []
         enum_members: list[EnumMemberModel] = []
-        field_nodes: list[tuple[str, Node]] = []
+        field_nodes: list[Node] = []
         readme_fields: list[ReadmeField] = []
         for attribute, name in zip(selected.attributes, attribute_names, strict=True):
             ref = self.value_type(attribute)
@@ -496,19 +489,16 @@ class _Builder:
                 options["enum"] = Code(next(iter(ref.models)))
                 action_imports[0].add(".models", *ref.models)
             field_nodes.append(
-                (
-                    "",
-                    call(
-                        "FieldDescriptor",
-                        attr=Text(name),
-                        wire=Text(attribute.name),
-                        wire_type=Text(attribute.wire_type),
-                        value_type=Text(attribute.type.value),
-                        **options,
-                    ),
+                call(
+                    "FieldDescriptor",
+                    attr=Text(name),
+                    wire=Text(attribute.name),
+                    wire_type=Text(attribute.wire_type),
+                    value_type=Text(attribute.type.value),
+                    **options,
                 )
             )
-        navigation_nodes: list[tuple[str, Node]] = []
+        navigation_nodes: list[Node] = []
         for navigation, name in zip(selected.expand, navigation_names, strict=True):
             target = self.model_names.get(navigation.target)
             ref = TypeRef(target, models=frozenset({target})) if target else _RECORD_DICT
@@ -521,15 +511,12 @@ class _Builder:
             fields.append(_field(name, ref.annotation, doc))
             targets = {"target": Text(navigation.target)} if target else {}
             navigation_nodes.append(
-                (
-                    "",
-                    call(
-                        "NavigationDescriptor",
-                        attr=Text(name),
-                        wire=Text(navigation.name),
-                        many=Code(repr(navigation.many)),
-                        **targets,
-                    ),
+                call(
+                    "NavigationDescriptor",
+                    attr=Text(name),
+                    wire=Text(navigation.name),
+                    many=Code(repr(navigation.many)),
+                    **targets,
                 )
             )
 
@@ -537,13 +524,13 @@ class _Builder:
             "name": Text(definition.name),
             "entity_name": Text(definition.entity_name),
             "model": Code(model),
-            "fields": Group("(", tuple(field_nodes), ")", one_tuple=True),
+            "fields": Group("(", field_nodes, ")", one_tuple=True),
         }
         driver_imports = action_imports[0]
         driver_imports.add(".models", model)
         driver_imports.add("._runtime.records", "FieldDescriptor")
         if navigation_nodes:
-            descriptor_parts["navigations"] = Group("(", tuple(navigation_nodes), ")", one_tuple=True)
+            descriptor_parts["navigations"] = Group("(", navigation_nodes, ")", one_tuple=True)
             descriptor_parts["expand"] = value_node(tuple(n.name for n in selected.expand))
             driver_imports.add("._runtime.records", "NavigationDescriptor")
         if definition.runtime:
@@ -564,7 +551,7 @@ class _Builder:
                 for imports in action_imports:
                     imports.add_type(ref)
                 key_parameters.append(KeyParameter(parameter, ref.annotation))
-                key_items.append((pycode.string_literal(attribute.name) + ": ", Code(parameter)))
+                key_items.append((attribute.name, Code(parameter)))
         for imports in action_imports:
             if actions.search or actions.get or actions.create:
                 imports.add(".models", model)
@@ -586,7 +573,7 @@ class _Builder:
             attribute_members=enum_members,
             first_member=_first_member(selected, attribute_names),
             key_parameters=key_parameters,
-            key_argument="key=" + Group("{", tuple(key_items), "}").render(16, 12, 1),
+            key_argument=Pair(Code("key"), "=", dictionary(key_items)).render(12, 12, 1),
             descriptor=descriptor,
             readme_fields=readme_fields,
         )

@@ -18,9 +18,11 @@ from uuid import UUID
 
 import pytest
 
-from generator import build_wheel, generate_package
+from generator import GeneratedPackage, build_wheel, generate_package
+from generator.names import MAX_IDENTIFIER_LENGTH
 from generator.spec import IntegrationSpec, ObjectSelection
 from providers.base import RuntimeSupport, get_provider
+from providers.model import Attribute, Catalog, EnumMember, EnumType, Navigation, ObjectDef, ValueType
 from tests.fixtures.generated import (
     imported,
     mypy_problems,
@@ -246,6 +248,24 @@ def test_provider_runtime_support_shapes_the_package(
     assert "Requires-Dist: httpx>=0.27,<1\nRequires-Dist: tzdata>=2024.1\n" in metadata
 
 
+def _long_names_package() -> GeneratedPackage:
+    """Names at and past every length limit, to check that generated lines stay within 120 columns."""
+    long = "VeryLongBusinessObjectNameThatKeepsGoingAndGoingForeverAndEver" * 2
+    enum = EnumType(long, (EnumMember(long, long, long),))
+    attributes = tuple(
+        Attribute(f"{long}{index}", kind, long, key=index == 0, label=long * 3, enum=enum, collection=True)
+        for index, kind in enumerate(ValueType)
+    )
+    target = ObjectDef(long + "Target", long + "Target", long, attributes)
+    source = ObjectDef(long, long, long, attributes, navigations=(Navigation(long, target.name, many=True),))
+    catalog = Catalog("sap-odata", long, long, (source, target), runtime={long: [long, long, long]})
+    module = "m" * MAX_IDENTIFIER_LENGTH
+    spec = IntegrationSpec(
+        "sap-odata", long, module, [ObjectSelection(long, expand=[long]), ObjectSelection(target.name)]
+    )
+    return generate_package(catalog, spec)
+
+
 def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_dir: Path) -> None:
     catalog = shop_catalog()
     variants = {
@@ -258,5 +278,6 @@ def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_d
     for module, objects in variants.items():
         spec = IntegrationSpec("sap-odata", application_name=module, module_name=module, objects=objects)
         packages.append(write_package(generate_package(catalog, spec), packages_dir))
+    packages.append(write_package(_long_names_package(), packages_dir))
     assert ruff_problems(*packages) == ""
     assert mypy_problems(*packages) == ""

@@ -98,7 +98,7 @@ def _hostile_catalog() -> Catalog:
 ALLOWED_CALLS = {
     "ObjectDescriptor", "FieldDescriptor", "NavigationDescriptor", "ServiceDescriptor", "TypeVar",
     "ManagerResolver", "dataclass", "Client", "AsyncClient", "isinstance", "_client", "_async_client",
-    "_all_items", "_all_items_async", "_attribute_names", "float",
+    "_items", "_items_async", "_attribute_names", "float",
 }
 ALLOWED_CALL_PREFIXES = ("client.", "driver.", "_RESOLVER.")
 
