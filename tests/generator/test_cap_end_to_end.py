@@ -130,7 +130,8 @@ def test_async_twins(generated: tuple[ModuleType, str], cap_server: CapServer) -
         up_to_seven = [package.BasicFilter(product_id, operator.LESS_OR_EQUAL, 7)]
         client = driver.open_async_client(connection)
         try:
-            every = [p.id_ async for p in driver.iter_products_async(client, filters=up_to_seven, page_size=3)]
+            records = driver.iter_products_async(client, filters=up_to_seven, page_size=3)
+            every = [p.id_ async for p in records]
         finally:
             await client.aclose()
         return [p.id_ for p in page], count, sorted(every)
