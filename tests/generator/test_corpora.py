@@ -10,16 +10,15 @@ import pytest
 from generator import GeneratedPackage, generate_package
 from generator.names import suggest_module_name
 from generator.spec import IntegrationSpec, ObjectSelection
-from providers.base import get_provider
 from tests.fixtures.corpora import corpus_file, corpus_files
-from tests.fixtures.generated import imported, mypy_problems, ruff_problems, write_package
+from tests.fixtures.generated import discover_file, imported, mypy_problems, ruff_problems, write_package
 
 CORPUS = corpus_files("sap-v2", "odata-v4")
 
 
 def _everything(path: Path) -> GeneratedPackage:
     """Every object of the document, every navigation expanded."""
-    catalog = get_provider("sap-odata").parse_metadata(path.read_bytes())
+    catalog = discover_file(path)
     spec = IntegrationSpec(
         provider="sap-odata",
         application_name=path.name,
@@ -40,7 +39,7 @@ def corpus_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_document_generates_a_compiling_package(path: Path, corpus_packages: dict[Path, Path]) -> None:
     package = corpus_packages[path]
-    catalog = get_provider("sap-odata").parse_metadata(path.read_bytes())
+    catalog = discover_file(path)
     for source in sorted(package.glob("*.py")):
         compile(source.read_text(), str(source), "exec", dont_inherit=True)
     driver = (package / "driver.py").read_text()
