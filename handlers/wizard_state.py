@@ -7,8 +7,10 @@ metadata password is used once to fetch the document and then dropped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+_Part = TypeVar("_Part")
 
 STEPS: tuple[str, ...] = ("provider", "source", "objects", "settings", "review")
 STEP_TITLES: dict[str, str] = {
@@ -22,14 +24,15 @@ STEP_TITLES: dict[str, str] = {
 
 @dataclass(slots=True)
 class SourceState:
-    kind: str = ""  # url | file | text
+    """Where the loaded catalog came from, and what the source step shows again (never a password)."""
+
+    kind: str = ""  # url | file | text: the source of the loaded catalog
     url: str = ""
     user: str = ""
     file_name: str = ""
-    odata_version: str = ""  # "", "2.0" or "4.0": asked when the document is unclear
-    pasted_chars: int = 0
+    text: str = ""  # pasted metadata (at most 3000 characters, Slack's input limit)
+    options: dict[str, str] = field(default_factory=dict)  # e.g. {"odata_version": "4.0"}
     error: str = ""  # why the last load failed, shown on the source step
-    loading: bool = False
 
 
 @dataclass(slots=True)
@@ -58,10 +61,10 @@ class WizardState:
     catalog: CatalogSummary | None = None
     read_write: list[str] = field(default_factory=list)
     read_only: list[str] = field(default_factory=list)
-    customizations: str = ""  # attribute choice and renames, one line per object (see views)
+    # Among read_write, those the system lets nobody change: published read only.
+    made_read_only: list[str] = field(default_factory=list)
+    customizations: str = ""  # attribute choice and renames, one line per instruction (handlers/customize.py)
     settings: SettingsState = field(default_factory=SettingsState)
-    view_id: str = ""
-    view_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,20 +72,36 @@ class WizardState:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> WizardState:
         data = dict(data or {})
-        catalog = data.pop("catalog", None)
+        catalog = data.get("catalog")
+        step = str(data.get("step", "provider"))
         return cls(
-            step=str(data.get("step", "provider")),
+            step=step if step in STEPS else "provider",
             provider=str(data.get("provider", "")),
-            source=SourceState(**data.get("source", {})),
-            catalog=CatalogSummary(**catalog) if catalog else None,
-            read_write=list(data.get("read_write", [])),
-            read_only=list(data.get("read_only", [])),
+            source=_part(SourceState, data.get("source")),
+            catalog=_part(CatalogSummary, catalog) if catalog else None,
+            read_write=[str(name) for name in data.get("read_write", [])],
+            read_only=[str(name) for name in data.get("read_only", [])],
+            made_read_only=[str(name) for name in data.get("made_read_only", [])],
             customizations=str(data.get("customizations", "")),
-            settings=SettingsState(**data.get("settings", {})),
-            view_id=str(data.get("view_id", "")),
-            view_hash=str(data.get("view_hash", "")),
+            settings=_part(SettingsState, data.get("settings")),
         )
 
     @property
     def selected_objects(self) -> list[str]:
         return [*self.read_write, *self.read_only]
+
+    @property
+    def writable_objects(self) -> list[str]:
+        """What the package may change: chosen to read and write, and changeable in the system."""
+        return [name for name in self.read_write if name not in self.made_read_only]
+
+    @property
+    def read_only_objects(self) -> list[str]:
+        return [*(name for name in self.read_write if name in self.made_read_only), *self.read_only]
+
+
+def _part(kind: type[_Part], data: Any) -> _Part:
+    """A nested part from its stored dict; keys this version does not know are ignored, so drafts
+    written by an older or newer release still open."""
+    known = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{key: value for key, value in dict(data or {}).items() if key in known})

@@ -27,7 +27,7 @@ from handlers.views.blocks import (
 from handlers.wizard_state import STEP_TITLES, STEPS, WizardState
 from providers.base import Provider, SourceField
 
-CALLBACK_ID = "ib_wizard"
+CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id starting with it
 TITLE = "Create integration"
 BACK_ACTION = "wizard_back"  # value = the step to go to
 OBJECTS_RW = "objects_rw"
@@ -42,6 +42,18 @@ OPEN_HELP = (
 )
 
 
+def callback_id(step: str) -> str:
+    """The callback_id of a view showing ``step`` (or "loading", "resume", "publishing"): a submission
+    names the step the user saw, so a retried or double-clicked one is told from a new one."""
+    return f"{CALLBACK_ID}:{step}"
+
+
+def step_of(view_callback_id: str) -> str:
+    """The step (or other view) named by a wizard view's callback_id; "" for any other view."""
+    prefix, colon, step = view_callback_id.partition(":")
+    return step if prefix == CALLBACK_ID and colon else ""
+
+
 def _progress(step: str) -> Block:
     position = STEPS.index(step) + 1
     trail = "  ›  ".join(f"*{STEP_TITLES[s]}*" if s == step else STEP_TITLES[s] for s in STEPS)
@@ -54,7 +66,7 @@ def _wizard_modal(
     return modal(
         TITLE,
         [_progress(state.step), *blocks],
-        callback_id=CALLBACK_ID,
+        callback_id=callback_id(state.step),
         private_metadata=draft_id,
         submit=submit,
     )
@@ -65,9 +77,16 @@ def loading_view(draft_id: str, message: str = "Loading…") -> dict[str, Any]:
     return modal(
         TITLE,
         [section(f":hourglass_flowing_sand: {escape(message)}")],
-        callback_id=CALLBACK_ID,
+        callback_id=callback_id("loading"),
         private_metadata=draft_id,
         close="Close",
+    )
+
+
+def notice_view(text: str) -> dict[str, Any]:
+    """A closing word when a draft cannot go on (gone, finished, someone else's)."""
+    return modal(
+        TITLE, [section(escape(text))], callback_id=callback_id("notice"), private_metadata="", close="Close"
     )
 
 
@@ -87,7 +106,7 @@ def resume_view(draft_id: str, state: WizardState, updated: str) -> dict[str, An
                 button("Start over", "wizard_start_over", draft_id, style="danger"),
             ),
         ],
-        callback_id=CALLBACK_ID,
+        callback_id=callback_id("resume"),
         private_metadata=draft_id,
         close="Close",
     )
@@ -117,13 +136,12 @@ def _source_element(source_field: SourceField, state: WizardState) -> dict[str, 
             element["initial_value"] = state.source.url
         return element
     if kind == "text":
-        initial = state.source.user if source_field.name == "user" else ""
-        return text_input(source_field.name, initial=initial, max_length=255)
+        return text_input(source_field.name, initial=state.source.user, max_length=255)
     if kind == "password":
         # Never an initial_value: a secret is not echoed back into a view.
         return text_input(source_field.name, max_length=255)
     if kind == "multiline":
-        return text_input(source_field.name, multiline=True, max_length=3000)
+        return text_input(source_field.name, initial=state.source.text, multiline=True, max_length=3000)
     if kind == "file":
         return {
             "type": "file_input",
@@ -134,7 +152,8 @@ def _source_element(source_field: SourceField, state: WizardState) -> dict[str, 
     if kind == "choice":
         choice_options = [option(label, value) for value, label in source_field.choices]
         element = {"type": "static_select", "action_id": source_field.name, "options": choice_options}
-        selected = next((o for o in choice_options if o["value"] == state.source.odata_version), None)
+        chosen = state.source.options.get(source_field.name, "")
+        selected = next((o for o in choice_options if o["value"] == chosen), None)
         if selected:
             element["initial_option"] = selected
         return element
@@ -147,6 +166,13 @@ def source_step(
     blocks: list[Block] = [section(f"Where does the *{escape(provider.title)}* metadata come from?")]
     if state.source.error:
         blocks.append(section(f":warning: {escape(state.source.error)}", block_id="source_error"))
+    elif state.catalog:
+        blocks.append(
+            context(
+                f"Loaded now: *{escape(state.catalog.title or state.catalog.service_name)}* from "
+                f"{escape(clip(source_description(state), 200))}. Press Next without changes to keep it."
+            )
+        )
     for source_field in fields:
         if source_field.kind == "authorize":
             blocks.append(
@@ -179,9 +205,10 @@ def _object_options(names: Sequence[str], labels: dict[str, str]) -> list[dict[s
     return [object_option(name, labels.get(name, "")) for name in names]
 
 
-def object_option(name: str, label: str) -> dict[str, Any]:
+def object_option(name: str, label: str, description: str = "") -> dict[str, Any]:
+    """How an object shows in the pickers: its label, with the name it has in the system."""
     text = f"{label} ({name})" if label and label != name else name
-    return option(text, name)
+    return option(text, name, description)
 
 
 def objects_step(draft_id: str, state: WizardState, labels: dict[str, str]) -> dict[str, Any]:
@@ -206,6 +233,16 @@ def objects_step(draft_id: str, state: WizardState, labels: dict[str, str]) -> d
 
     blocks = [
         section(about or "Choose the objects of the integration."),
+        *(
+            [
+                context(
+                    "Read only because the system lets nobody change them: "
+                    + ", ".join(f"`{escape(name)}`" for name in state.made_read_only[:40])
+                )
+            ]
+            if state.made_read_only
+            else []
+        ),
         input_block(
             OBJECTS_RW,
             "Objects to read and write",
@@ -267,14 +304,20 @@ def settings_step(draft_id: str, state: WizardState) -> dict[str, Any]:
     return _wizard_modal(state, draft_id, blocks, "Next")
 
 
-def review_step(draft_id: str, state: WizardState, provider_title: str) -> dict[str, Any]:
-    s = state.settings
+def source_description(state: WizardState) -> str:
     source = state.source
-    where = {
+    return {
         "url": source.url,
         "file": f"file {source.file_name}",
-        "text": f"pasted metadata ({source.pasted_chars} characters)",
+        "text": f"pasted metadata ({len(source.text)} characters)",
     }.get(source.kind, "")
+
+
+def review_step(draft_id: str, state: WizardState, provider_title: str, problem: str = "") -> dict[str, Any]:
+    """Everything on one screen, a Change button per step, Publish; ``problem`` says why the last
+    Publish was refused."""
+    s = state.settings
+    where = source_description(state)
     catalog = state.catalog
     service = f"{catalog.service_name} ({catalog.protocol})" if catalog else ""
 
@@ -284,14 +327,15 @@ def review_step(draft_id: str, state: WizardState, provider_title: str) -> dict[
         return (shown + more) if names else "_none_"
 
     def row(text: str, step: str) -> Block:
-        return section(text, accessory=button("Change", BACK_ACTION, step))
+        return section(text, block_id=f"review_{step}", accessory=button("Change", BACK_ACTION, step))
 
     blocks: list[Block] = [
+        *([section(f":warning: {escape(problem)}", block_id="publish_error")] if problem else []),
         row(f"*Provider*\n{escape(provider_title)}", "provider"),
         row(f"*Source*\n{escape(clip(where, 500))}\n{escape(service)}", "source"),
         row(
-            f"*Objects, read and write*\n{listing(state.read_write)}\n"
-            f"*Objects, read only*\n{listing(state.read_only)}"
+            f"*Objects, read and write*\n{listing(state.writable_objects)}\n"
+            f"*Objects, read only*\n{listing(state.read_only_objects)}"
             + (
                 f"\n*Attribute choice and renames*\n```{escape(clip(state.customizations, 1500))}```"
                 if state.customizations.strip()
@@ -321,7 +365,7 @@ def publishing_view(draft_id: str, module_name: str) -> dict[str, Any]:
                 "with the progress and the result. You can close this window."
             )
         ],
-        callback_id=CALLBACK_ID,
+        callback_id=callback_id("publishing"),
         private_metadata=draft_id,
         close="Close",
     )
