@@ -82,7 +82,7 @@ _MODULE_NAME_RESERVED = frozenset(sys.stdlib_module_names) | frozenset(
 )
 _DISTRIBUTION_NAME = re.compile(r"[a-z]([a-z0-9_]*[a-z0-9])?")
 
-_SAP_ENCODED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_ENCODED_CHARACTER = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _ACRONYM_BOUNDARY = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _CASE_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SEPARATOR = re.compile(r"[^A-Za-z0-9]+")
@@ -95,9 +95,9 @@ _TRANSLITERATION = str.maketrans(
 )
 
 
-def decode_sap(name: str) -> str:
-    """Decode the XML-encoded characters SAP puts in names (``_x002F_`` is ``/``)."""
-    return _SAP_ENCODED.sub(lambda match: chr(int(match.group(1), 16)), name)
+def decode_xml_escapes(name: str) -> str:
+    """Decode XmlConvert-style escapes (``_x002F_`` is ``/``), as SAP and SharePoint put in names."""
+    return _ENCODED_CHARACTER.sub(lambda match: chr(int(match.group(1), 16)), name)
 
 
 def words(name: str) -> list[str]:
@@ -105,7 +105,7 @@ def words(name: str) -> list[str]:
 
     Accents are dropped (``Geschäft`` -> ``geschaft``), other non-ASCII letters are dropped.
     """
-    text = unicodedata.normalize("NFKD", decode_sap(name).translate(_TRANSLITERATION))
+    text = unicodedata.normalize("NFKD", decode_xml_escapes(name).translate(_TRANSLITERATION))
     text = text.encode("ascii", "ignore").decode("ascii")
     text = _ACRONYM_BOUNDARY.sub(r"\1_\2", text)
     text = _CASE_BOUNDARY.sub(r"\1_\2", text)

@@ -105,6 +105,24 @@ def test_regenerating_from_the_spec_gives_the_same_wheel(
     assert capsys.readouterr().err == ""
 
 
+def test_regenerating_with_other_metadata_records_it_and_says_so(
+    tmp_path: Path, metadata_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = tmp_path / "first"
+    assert main(_generate(metadata_file, first)) == 0
+    changed = tmp_path / "changed.xml"
+    changed.write_bytes(METADATA.replace(b'MaxLength="80"', b'MaxLength="120"'))
+    capsys.readouterr()
+    spec_path = first / "shop_app" / "integration.json"
+    second = tmp_path / "second"
+    assert main(["generate", "--spec", str(spec_path), "--metadata", str(changed), "--out", str(second)]) == 0
+    assert capsys.readouterr().err == "ib generate: note: the metadata changed since the spec was written\n"
+    source = json.loads((second / "shop_app" / "integration.json").read_text())["source"]
+    changed_sha256 = hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert (source["location"], source["sha256"]) == ("changed.xml", changed_sha256)
+    assert "at most 120 characters" in (second / "shop_app" / "models.py").read_text()
+
+
 def test_regenerating_replaces_the_old_package(tmp_path: Path, metadata_file: Path) -> None:
     out = tmp_path / "out"
     assert main(_generate(metadata_file, out)) == 0
