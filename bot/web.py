@@ -3,7 +3,9 @@
 Routes come from *route installers*: callables that receive the application and add their routes
 (and, if they need them, startup/cleanup hooks). A feature adds its installer to
 ``ROUTE_INSTALLERS`` (or passes ``installers=`` in tests); nothing else here changes. Installers
-reach the shared objects through the application keys below, e.g. ``request.app[DATABASE]``.
+reach the shared objects through the application keys of ``bot/app_keys.py`` (re-exported here),
+e.g. ``request.app[DATABASE]``; installers after :func:`install_publisher` find ``app[PUBLISHER]``
+(and may replace its ``notifier``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
+from bot.index import install_index
+from generator.publisher import Publisher
 from storage import Database, SecretBox
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DATABASE",
+    "PUBLISHER",
+    "ROUTE_INSTALLERS",
+    "SECRET_BOX",
+    "SETTINGS",
+    "RouteInstaller",
+    "create_app",
+]
 
-SETTINGS = web.AppKey("settings", Settings)
-DATABASE = web.AppKey("database", Database)
-SECRET_BOX = web.AppKey("secret_box", SecretBox)
+log = logging.getLogger(__name__)
 
 RouteInstaller = Callable[[web.Application], None]
 
@@ -45,7 +56,23 @@ def install_health(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
 
 
-ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (install_health,)
+def install_publisher(app: web.Application) -> None:
+    """The publisher (``app[PUBLISHER]``) and its in-process job runner, started and stopped with
+    the app; at start it resumes the jobs a previous process left unfinished."""
+    publisher = Publisher(app[DATABASE], base_url=app[SETTINGS].public_base_url)
+    app[PUBLISHER] = publisher
+
+    async def start(app: web.Application) -> None:
+        await publisher.start()
+
+    async def stop(app: web.Application) -> None:
+        await publisher.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
+ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (install_health, install_publisher, install_index)
 
 
 def create_app(

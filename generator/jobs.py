@@ -15,7 +15,7 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 Executor = Callable[[str], Awaitable[None]]
-QueuedJobs = Callable[[], Awaitable[list[str]]]
+PendingJobs = Callable[[], Awaitable[list[str]]]
 
 DEFAULT_CONCURRENCY = 4
 # Jobs queued by another process (`ib publish` next to `ib serve`) are found this often.
@@ -35,19 +35,20 @@ class JobRunner(Protocol):
 
 
 class InProcessRunner:
-    """asyncio tasks with a concurrency limit, plus a poll for jobs queued by other processes."""
+    """asyncio tasks with a concurrency limit, plus a poll of ``pending`` for job ids to run (at
+    start, then every ``poll_interval`` seconds; ids already running here are skipped)."""
 
     def __init__(
         self,
         execute: Executor,
         *,
-        queued: QueuedJobs | None = None,
+        pending: PendingJobs | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         stop_grace: float = DEFAULT_STOP_GRACE_S,
     ) -> None:
         self._execute = execute
-        self._queued = queued
+        self._pending = pending
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
         self._stop_grace = stop_grace
@@ -59,8 +60,8 @@ class InProcessRunner:
 
     async def start(self) -> None:
         self._running = True
-        if self._queued is not None and self._poller is None:
-            self._poller = asyncio.create_task(self._poll(self._queued), name="publish-job-poll")
+        if self._pending is not None and self._poller is None:
+            self._poller = asyncio.create_task(self._poll(self._pending), name="publish-job-poll")
 
     async def stop(self) -> None:
         self._running = False
@@ -93,13 +94,13 @@ class InProcessRunner:
         finally:
             self._active.discard(job_id)
 
-    async def _poll(self, queued: QueuedJobs) -> None:
+    async def _poll(self, pending: PendingJobs) -> None:
         while True:
-            await asyncio.sleep(self._poll_interval)
             try:
-                job_ids = await queued()
+                job_ids = await pending()
             except Exception as error:  # a database hiccup must not end the poll for good
-                log.warning("cannot look for queued publish jobs: %s", error.__class__.__name__)
-                continue
+                log.warning("cannot look for publish jobs to run: %s", error.__class__.__name__)
+                job_ids = []
             for job_id in job_ids:
                 self.enqueue(job_id)
+            await asyncio.sleep(self._poll_interval)

@@ -256,7 +256,8 @@ class Publisher:
         self.base_url = base_url
         # Public so that the Slack wiring, installed after the publisher, can swap in its DMs.
         self.notifier: PublishNotifier = notifier or LogNotifier(base_url)
-        self._runner: JobRunner = runner or InProcessRunner(self.execute, queued=self._queued)
+        self._runner: JobRunner = runner or InProcessRunner(self.execute, pending=self._pending)
+        self._resumed = False
         self._locks = _KeyedLocks()
         # Wakes waiters of jobs that end in this process; forgotten when nobody waits.
         self._finished: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
@@ -340,15 +341,20 @@ class Publisher:
     # -- the runner -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the runner and resume every job a previous process left unfinished or unannounced."""
+        """Start the runner and resume every job a previous process left unfinished or unannounced.
+
+        A database that does not answer now is tried again by the runner's poll: the service
+        starts anyway and reports itself not ready instead.
+        """
+        self._resumed = False
         await self._runner.start()
-        async with self.database.session() as session:
-            jobs = PublishJobs(session)
-            pending = await jobs.unfinished() + await jobs.unnotified()
+        try:
+            pending = await self._pending()
+        except Exception as error:
+            log.warning("cannot resume publish jobs yet: %s", error.__class__.__name__)
+            return
         for job_id in pending:
             self._runner.enqueue(job_id)
-        if pending:
-            log.info("resuming %d publish job(s)", len(pending))
 
     async def stop(self) -> None:
         await self._runner.stop()
@@ -375,9 +381,17 @@ class Publisher:
                 except TimeoutError:
                     pass
 
-    async def _queued(self) -> list[str]:
+    async def _pending(self) -> list[str]:
+        """Jobs for the runner: at first everything left over, later what other processes queued."""
         async with self.database.session() as session:
-            return await PublishJobs(session).queued()
+            jobs = PublishJobs(session)
+            if self._resumed:
+                return await jobs.queued()
+            pending = await jobs.unfinished() + await jobs.unnotified()
+        self._resumed = True
+        if pending:
+            log.info("resuming %d publish job(s)", len(pending))
+        return pending
 
     # -- one job --------------------------------------------------------------------------
 

@@ -259,6 +259,13 @@ class Integrations:
             select(Integration).where(Integration.team_id == team_id, Integration.module_name == module_name)
         )
 
+    async def teams(self, module_name: str | None = None) -> list[str]:
+        """The workspaces that have integrations (named ``module_name``, if given)."""
+        statement = select(Integration.team_id).distinct().order_by(Integration.team_id)
+        if module_name is not None:
+            statement = statement.where(Integration.module_name == module_name)
+        return list(await self.session.scalars(statement))
+
     async def in_team(self, team_id: str) -> list[Integration]:
         return list(
             await self.session.scalars(

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.cap",
     "tests.fixtures.generated",
+    "tests.fixtures.publish",
 ]

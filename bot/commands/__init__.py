@@ -5,7 +5,7 @@ A handler returns an exit code or raises :class:`CommandError` with one line for
 
 from __future__ import annotations
 
-COMMAND_MODULES: tuple[str, ...] = ("generate", "db", "serve", "keys", "slack")
+COMMAND_MODULES: tuple[str, ...] = ("generate", "db", "serve", "keys", "slack", "env", "access", "publish")
 
 
 class CommandError(Exception):
