@@ -158,9 +158,6 @@ class Namespace:
     def __init__(self, reserved: Collection[str] = ()) -> None:
         self._taken: set[str] = set(reserved)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._taken
-
     def claim(self, candidate: str) -> str:
         name = candidate
         counter = 2
