@@ -528,7 +528,8 @@ class _Builder:
         }
         driver_imports = action_imports[0]
         driver_imports.add(".models", model)
-        driver_imports.add("._runtime.records", "FieldDescriptor")
+        if field_nodes:
+            driver_imports.add("._runtime.records", "FieldDescriptor")
         if navigation_nodes:
             descriptor_parts["navigations"] = Group("(", navigation_nodes, ")", one_tuple=True)
             descriptor_parts["expand"] = value_node(tuple(n.name for n in selected.expand))

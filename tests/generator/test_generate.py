@@ -279,5 +279,11 @@ def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_d
         spec = IntegrationSpec("sap-odata", application_name=module, module_name=module, objects=objects)
         packages.append(write_package(generate_package(catalog, spec), packages_dir))
     packages.append(write_package(_long_names_package(), packages_dir))
+    # an object the system describes without any attribute (only a navigation)
+    bare = ObjectDef("Bare", "Bare", "", (), navigations=(Navigation("to_Products", "Products", many=True),))
+    bare_catalog = dataclasses.replace(catalog, objects=(bare,))
+    bare_selection = [ObjectSelection("Bare", expand=["to_Products"])]
+    bare_spec = IntegrationSpec("sap-odata", "Bare", "bare_object", bare_selection)
+    packages.append(write_package(generate_package(bare_catalog, bare_spec), packages_dir))
     assert ruff_problems(*packages) == ""
     assert mypy_problems(*packages) == ""
