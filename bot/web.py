@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
 from bot.index import install_index
+from bot.slack_app import install_slack
 from generator.publisher import Publisher
 from storage import Database, SecretBox
 
@@ -72,7 +73,13 @@ def install_publisher(app: web.Application) -> None:
     app.on_cleanup.append(stop)
 
 
-ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (install_health, install_publisher, install_index)
+# install_slack comes after install_publisher: the Slack bot hands its Publish clicks to app[PUBLISHER].
+ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (
+    install_health,
+    install_publisher,
+    install_index,
+    install_slack,
+)
 
 
 def create_app(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
@@ -90,13 +89,8 @@ class Services:
     database: Database
     publisher: Publisher
     catalogs: CatalogStore
-    slack_api_url: str  # files are downloaded only from this host (or its subdomains)
+    slack_api_url: str  # files shared with the app are downloaded only from Slack's own host
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     subcommands: Subcommands = field(default_factory=Subcommands)
     metadata_max_bytes: int = SLACK_FILE_MAX_BYTES
     environment: str = "dev"  # the wizard publishes to the development environment only
-
-    @property
-    def slack_files_host(self) -> str:
-        """The host files shared with the app are downloaded from, with the bot token."""
-        return (urlsplit(self.slack_api_url).hostname or "").lower()

@@ -249,7 +249,7 @@ class Wizard:
             values,
             provider.source_fields(),
             max_file_bytes=self.services.metadata_max_bytes,
-            files_host=self.services.slack_files_host,
+            slack_api_url=self.services.slack_api_url,
         )
         if isinstance(outcome, dict):
             await self._after_step(ack, draft, state, outcome)

@@ -154,7 +154,12 @@ def _url_problem(url: str) -> str | None:
 
 
 def submit_source(
-    state: WizardState, values: Values, fields: Sequence[SourceField], *, max_file_bytes: int, files_host: str
+    state: WizardState,
+    values: Values,
+    fields: Sequence[SourceField],
+    *,
+    max_file_bytes: int,
+    slack_api_url: str,
 ) -> SourceOutcome:
     """Check the source step in the ack path; what to load (or keep) when it is valid.
 
@@ -214,24 +219,28 @@ def submit_source(
     name = str(picked.get("name") or picked.get("title") or "metadata")
     if size > max_file_bytes:
         return {_block(source_field): f"{name} is larger than {max_file_bytes // (1024 * 1024)} MB."}
-    if not _from_slack(url, files_host):
+    if not _from_slack(url, slack_api_url):
         return {_block(source_field): "Slack did not give a download link for this file; upload it again."}
     return SourceLoad(
         MetadataSource("file", location=name, options=options), file=SlackFile(name=name, url=url, size=size)
     )
 
 
-def _from_slack(url: str, slack_host: str) -> bool:
-    """Files are fetched with the bot token, so only from Slack itself (its API host or a subdomain)."""
+def _from_slack(url: str, slack_api_url: str) -> bool:
+    """Files are fetched with the bot token, so only from Slack itself: the scheme and port of its
+    Web API, on the API's host or a subdomain of it (files.slack.com for slack.com)."""
     try:
-        parts = urlsplit(url)
+        link, api = urlsplit(url), urlsplit(slack_api_url)
+        link_port, api_port = link.port, api.port
     except ValueError:
         return False
-    host = (parts.hostname or "").lower()
+    defaults = {"http": 80, "https": 443}
+    host, api_host = (link.hostname or "").lower(), (api.hostname or "").lower()
     return (
-        parts.scheme in ("https", "http")
+        link.scheme == api.scheme
+        and (link_port or defaults.get(link.scheme)) == (api_port or defaults.get(api.scheme))
         and bool(host)
-        and (host == slack_host or host.endswith("." + slack_host))
+        and (host == api_host or host.endswith("." + api_host))
     )
 
 

@@ -1,4 +1,9 @@
-"""`ib serve`: migrate the database, then serve the web app until SIGTERM or SIGINT."""
+"""`ib serve`: migrate the database, then serve the web app until SIGTERM or SIGINT.
+
+With ``--socket-mode`` Slack's requests come over a Socket Mode connection (``SLACK_APP_TOKEN``)
+instead of ``/slack/events``; the rest of the HTTP surface (package index, health) is served all
+the same.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ import signal
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 
 from bot.commands import CommandError
 from bot.commands.db import load_secret_box, load_settings, migrate, open_database
 from bot.config import Settings
 from bot.log import configure_logging
+from bot.slack_app import SLACK_BOT, SlackBot
 from bot.web import create_app
 
 log = logging.getLogger("ib.serve")
@@ -37,6 +45,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--host", help="address to listen on (default: IB_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="port to listen on (default: IB_PORT or 8080)")
+    parser.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="receive Slack's requests over Socket Mode (SLACK_APP_TOKEN) instead of /slack/events",
+    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -44,10 +57,10 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     configure_logging(settings.log_level, settings.secret_values())
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, socket_mode=args.socket_mode))
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
     host, port = settings.host, settings.port
     secret_box = load_secret_box(settings, create=True)
     database = open_database(settings)
@@ -55,14 +68,17 @@ async def serve(settings: Settings) -> int:
     try:
         revision = await migrate(database)
         log.info("database %s is at revision %s", database.display_url, revision)
-        runner = web.AppRunner(create_app(settings, database, secret_box))
+        app = create_app(settings, database, secret_box)
+        runner = web.AppRunner(app)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_S).start()
         except OSError as error:
             raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
         log.info("listening on http://%s:%d", host, port)
-        _log_what_is_missing(settings)
+        _log_what_is_missing(settings, socket_mode)
+        if socket_mode and not settings.missing_for_slack(socket_mode=True) and SLACK_BOT in app:
+            await _connect_socket_mode(app[SLACK_BOT], settings.slack_app_token)
         await _until_stopped()
         log.info("stopping")
     finally:
@@ -72,10 +88,22 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def _log_what_is_missing(settings: Settings) -> None:
-    missing = settings.missing_for_slack()
+async def _connect_socket_mode(bot: SlackBot, app_token: str) -> None:
+    failed = "cannot connect to Slack over Socket Mode"
+    try:
+        await bot.connect_socket_mode(app_token)
+    except SlackApiError as error:
+        raise CommandError(f"{failed}: {error.response.get('error')}") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise CommandError(f"{failed}: {error.__class__.__name__}") from None
+    log.info("connected to Slack over Socket Mode")
+
+
+def _log_what_is_missing(settings: Settings, socket_mode: bool) -> None:
+    missing = settings.missing_for_slack(socket_mode=socket_mode)
     if missing:
-        log.warning("Slack not connected: set %s; see README (Configuration)", " and ".join(missing))
+        mode = " for Socket Mode" if socket_mode else ""
+        log.warning("Slack not connected%s: set %s; see README (Configuration)", mode, " and ".join(missing))
     if not settings.base_url:
         log.info(
             "IB_BASE_URL is not set: callback URLs and pip lines use %s, which Slack and other "
