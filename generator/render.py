@@ -8,6 +8,7 @@ so the same spec and metadata always give the same identifiers.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 from generator import names, pycode
@@ -268,6 +269,11 @@ def _markdown(text: str) -> str:
     return " ".join(text.split()).replace("`", "'").replace("|", "/")
 
 
+def _markdown_text(text: str) -> str:
+    """Prose for the README (which indexes may render as HTML): :func:`_markdown`, HTML-escaped."""
+    return html.escape(_markdown(text), quote=False)
+
+
 def _field_doc(attribute: Attribute) -> list[str]:
     facts = [f"``{attribute.name}``", attribute.wire_type]
     if attribute.key:
@@ -393,8 +399,8 @@ class _Builder:
             version=spec.version,
             version_literal=pycode.string_literal(spec.version),
             module_literal=pycode.string_literal(spec.module_name),
-            title=_markdown(spec.application_name) or spec.module_name,
-            description=[_markdown(line) for line in spec.description.splitlines() if line.strip()],
+            title=_markdown_text(spec.application_name) or spec.module_name,
+            description=[_markdown_text(line) for line in spec.description.splitlines() if line.strip()],
             extra_requirements=[_markdown(r) for r in selection.runtime.dependencies],
             enums=enums,
             objects=objects,
@@ -559,7 +565,7 @@ class _Builder:
             if actions.create or actions.update:
                 imports.add(".models", model, attribute_enum)
         return ObjectModel(
-            title=_markdown(definition.label or definition.name),
+            title=_markdown_text(definition.label or definition.name),
             wire_name=_markdown(definition.name),
             model=model,
             attribute_enum=attribute_enum,

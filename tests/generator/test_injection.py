@@ -134,9 +134,9 @@ def test_hostile_metadata_gives_harmless_code(tmp_path: Path) -> None:
     catalog = _hostile_catalog()
     spec = IntegrationSpec(
         provider="sap-odata",
-        application_name=PAYLOAD,
+        application_name=PAYLOAD + "<script>alert(1)</script>",
         module_name="hostile",
-        description=PAYLOAD,
+        description=PAYLOAD + "\n<img src=x onerror=alert(1)>",
         objects=[ObjectSelection(PAYLOAD, expand=[PAYLOAD]), ObjectSelection("Other")],
     )
     directory = write_package(generate_package(catalog, spec), tmp_path)
@@ -155,6 +155,8 @@ def test_hostile_metadata_gives_harmless_code(tmp_path: Path) -> None:
         key = [f.attr for f in descriptor.keys]
         assert key == ["x_import_os_os_system_touch_tmp_ib_pwned"]
     assert not Path("/tmp/ib-pwned").exists()
+    readme = (directory / "README.md").read_text()
+    assert "<script>" not in readme and "<img" not in readme and "&lt;script&gt;" in readme
     assert ruff_problems(directory) == ""
     assert mypy_problems(directory) == ""
 
