@@ -220,14 +220,15 @@ def _spec_from_arguments(args: argparse.Namespace, catalog: Catalog, source: Sou
 
 def _write(out: Path, files: dict[str, bytes], artifacts: list[BuiltArtifact]) -> list[Path]:
     """Write into a staging directory beside ``out``, then move each top-level entry into place."""
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise CommandError(f"cannot write to {out}: {parent} does not exist")
     if out.exists() and not out.is_dir():
         raise CommandError(f"cannot write to {out}: it is not a directory")
+    # Stage on the same file system as the target, so the final moves are renames.
+    staging_parent = out if out.is_dir() else out.resolve().parent
+    if not staging_parent.is_dir():
+        raise CommandError(f"cannot write to {out}: {staging_parent} does not exist")
     everything = dict(files) | {artifact.filename: artifact.data for artifact in artifacts}
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".ib-generate-", dir=parent))
+        staging = Path(tempfile.mkdtemp(prefix=".ib-generate-", dir=staging_parent))
     except OSError as exc:
         raise CommandError(f"cannot write to {out}: {exc.strerror or exc}") from None
     tree = staging / "tree"  # mkdtemp's directory is private (0700); this one follows the umask

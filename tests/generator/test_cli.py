@@ -132,7 +132,7 @@ def test_regenerating_replaces_the_old_package(tmp_path: Path, metadata_file: Pa
     assert main(_generate(metadata_file, out)) == 0
     assert not stale.exists()
     assert (out / "notes.txt").read_text() == "mine"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in [*tmp_path.iterdir(), *out.iterdir()] if p.name.startswith(".")] == []
 
 
 @pytest.mark.parametrize(
