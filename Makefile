@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEERS := tests/peers
 
-.PHONY: run test install dev peers lint typecheck pytest bench clean
+.PHONY: run test install dev peers wheelhouse lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ dev: $(BIN)/python
 peers:
 	cd $(PEERS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
+# Generated packages depend on httpx only; tests pip-install them into fresh venvs offline
+# (--no-index) from this wheelhouse, so no test talks to a package registry.
+WHEELHOUSE := build/wheelhouse
+wheelhouse: $(BIN)/python
+	$(BIN)/pip download --quiet --only-binary=:all: --dest $(WHEELHOUSE) "httpx>=0.27,<1"
+
 run: install
 	$(BIN)/ib migrate
 	$(BIN)/ib serve
@@ -29,15 +35,15 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-pytest: dev peers
+pytest: dev peers wheelhouse
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-test: dev peers
+test: dev peers wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-bench: dev peers
+bench: dev peers wheelhouse
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/client.py
 
