@@ -1,0 +1,143 @@
+"""`ib serve` killed in the middle of a publish job finishes it exactly once after a restart.
+
+The job is queued with `ib publish` (no --wait), as a CI step next to a running service would;
+``IB_TEST_PUBLISH_STEP_DELAY`` (test-only) holds each step long enough to kill the process in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from generator.publisher import STEP_DELAY_ENV
+from storage import Database, Environments, RuntimeTokens
+from tests.bot.test_serve import Served, serve_env, start_serve
+from tests.fixtures.corpora import corpus_file
+from tests.fixtures.publish import ADMIN
+
+pytestmark = pytest.mark.slow
+LIMIT_S = 60.0  # failure detection only, not a speed assertion
+FINISHED = re.compile(r"publish job (\S+) finished: published")
+
+
+def job_row(folder: Path, job_id: str) -> sqlite3.Row:
+    with sqlite3.connect(f"file:{folder / 'ib.db'}?mode=ro", uri=True) as connection:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute("SELECT * FROM publish_jobs WHERE id = ?", (job_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def scalar(folder: Path, query: str) -> object:
+    with sqlite3.connect(f"file:{folder / 'ib.db'}?mode=ro", uri=True) as connection:
+        return connection.execute(query).fetchone()[0]
+
+
+def wait_for_state(folder: Path, job_id: str, states: set[str], served: Served) -> str:
+    deadline = time.monotonic() + LIMIT_S
+    while time.monotonic() < deadline:
+        state = str(job_row(folder, job_id)["state"])
+        if state in states:
+            return state
+        assert served.process.poll() is None, served.log()
+        time.sleep(0.05)
+    pytest.fail(f"job {job_id} never reached {sorted(states)}:\n{served.log()}")
+
+
+def dev_token(folder: Path) -> str:
+    async def create() -> str:
+        database = Database(f"sqlite+aiosqlite:///{folder / 'ib.db'}")
+        try:
+            async with database.session() as session:
+                dev = await Environments(session).require("dev")
+                _, token = await RuntimeTokens(session).create(dev, label="test", created_by=ADMIN)
+            return token
+        finally:
+            await database.dispose()
+
+    return asyncio.run(create())
+
+
+def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path) -> None:
+    spec = tmp_path / "integration.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "provider": "sap-odata",
+                "application_name": "Crash",
+                "module_name": "gw_crash",
+                "objects": ["BusinessPartnerSet", "ProductSet"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    slow = {"IB_ADMINS": ADMIN, STEP_DELAY_ENV: "2"}
+    first = start_serve(tmp_path, slow)
+    try:
+        queued = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "publish",
+                "--spec",
+                str(spec),
+                "--team",
+                "T0CRASH",
+                "--metadata",
+                str(corpus_file("sap-v2/GWSAMPLE_BASIC.edmx")),
+            ],
+            cwd=tmp_path,
+            env=serve_env(tmp_path, slow),
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            check=False,
+        )
+        assert queued.returncode == 0, queued.stderr
+        job_id = queued.stdout.split()[3]
+        wait_for_state(tmp_path, job_id, {"building"}, first)
+        first.process.kill()
+        first.process.wait()
+    finally:
+        first.stop()
+    first_log = first.log()  # the restart writes the same log file again
+    assert job_row(tmp_path, job_id)["state"] == "building"
+
+    second = start_serve(tmp_path, {"IB_ADMINS": ADMIN})
+    try:
+        wait_for_state(tmp_path, job_id, {"published", "failed"}, second)
+        token = dev_token(tmp_path)
+        auth = {"Authorization": "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()}
+        page = httpx.get(f"{second.base_url}/envs/dev/simple/gw-crash/", headers=auth)
+        wheel = httpx.get(f"{second.base_url}/envs/dev/files/gw_crash-0.1.0-py3-none-any.whl", headers=auth)
+        deadline = time.monotonic() + LIMIT_S
+        while job_row(tmp_path, job_id)["notified_at"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        second.stop()
+
+    job = job_row(tmp_path, job_id)
+    assert (job["state"], job["error"], job["attempts"]) == ("published", None, 2)
+    assert scalar(tmp_path, "SELECT count(*) FROM publish_jobs") == 1
+    assert scalar(tmp_path, "SELECT count(*) FROM integration_versions") == 1
+    sha256 = scalar(tmp_path, "SELECT sha256 FROM integration_versions")
+    assert page.status_code == 200
+    assert re.findall(r"#sha256=([0-9a-f]{64})", page.text)[0] == sha256
+    assert len(re.findall(r"\.whl#sha256=", page.text)) == 1
+    assert hashlib.sha256(wheel.content).hexdigest() == sha256
+    second_log = second.log()
+    assert FINISHED.findall(first_log) + FINISHED.findall(second_log) == [job_id]
+    assert "resuming 1 publish job(s)" in second_log
+    assert "Traceback" not in first_log + second_log
