@@ -30,6 +30,7 @@ Errors = dict[str, str]
 
 # Any valid name will do: the objects step checks the selection before a module name is chosen.
 _PLACEHOLDER_MODULE = "integration_draft"
+MAX_PER_LIST = 100
 _EMOJI = re.compile(r"^:[a-z0-9_+'-]{1,60}:$")
 
 
@@ -274,7 +275,12 @@ def submit_objects(state: WizardState, values: Values, index: ObjectIndex) -> Er
     errors: Errors = {}
     for block_id, names in ((OBJECTS_RW, read_write), (OBJECTS_RO, read_only)):
         unknown = [name for name in names if index.get(name) is None]
-        if unknown:
+        if len(names) > MAX_PER_LIST:
+            # Slack shows at most 100 chosen options again when the user comes back to this step.
+            errors[block_id] = (
+                f"Choose at most {MAX_PER_LIST} objects here; make a second integration for more."
+            )
+        elif unknown:
             errors[block_id] = (
                 f"Not in the metadata: {', '.join(unknown[:5])}. Search again and pick from the list."
             )
