@@ -4,12 +4,18 @@ pip authenticates with HTTP basic auth ``__token__:<runtime token>``; a token op
 index of its own environment. The index lists every version ever deployed to the environment
 (the current one and the history), so an app pinned to an older version still installs. Files
 come from the database, so every replica serves the same bytes.
+
+The generated packages' dependencies (httpx) are public: a project the index does not know is
+redirected to PyPI, so ``pip install --index-url <this index> <module>`` needs no second index.
+A name that is an integration of this install is never redirected, even where it is not
+deployed: an app must not get a public package that happens to share an internal name.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -26,19 +32,31 @@ from generator.index import (
     wants_json,
 )
 from generator.package import REQUIRES_PYTHON
-from storage import Deployments, RuntimeTokens
+from storage import Deployments, Integrations, RuntimeTokens
 from storage.models import Environment
 
 TOKEN_USER = "__token__"  # noqa: S105 (the user name pip and twine use for token logins)
+PYPI_SIMPLE_URL = "https://pypi.org/simple/"
 _REALM = 'Basic realm="Integration Builder package index"'
+_DEPENDENCY_INDEX = web.AppKey("dependency_index", str)
 
 
-def install_index(app: web.Application) -> None:
-    app.router.add_get("/envs/{env}/simple", _add_slash)
-    app.router.add_get("/envs/{env}/simple/", projects)
-    app.router.add_get("/envs/{env}/simple/{project}", _add_slash)
-    app.router.add_get("/envs/{env}/simple/{project}/", project)
-    app.router.add_get("/envs/{env}/files/{filename}", download)
+def index_installer(dependency_index: str | None = PYPI_SIMPLE_URL) -> Callable[[web.Application], None]:
+    """The index routes; projects it does not know go to ``dependency_index`` (None: 404)."""
+
+    def install(app: web.Application) -> None:
+        if dependency_index:
+            app[_DEPENDENCY_INDEX] = dependency_index.rstrip("/") + "/"
+        app.router.add_get("/envs/{env}/simple", _add_slash)
+        app.router.add_get("/envs/{env}/simple/", projects)
+        app.router.add_get("/envs/{env}/simple/{project}", _add_slash)
+        app.router.add_get("/envs/{env}/simple/{project}/", project)
+        app.router.add_get("/envs/{env}/files/{filename}", download)
+
+    return install
+
+
+install_index = index_installer()
 
 
 def _token(authorization: str) -> str | None:
@@ -95,19 +113,16 @@ async def project(request: web.Request) -> web.Response:
     normalized = normalize_project_name(requested)
     if requested != normalized:
         raise web.HTTPMovedPermanently(f"../{normalized}/")
+    # Module names are lowercase identifiers: the normalized name maps back to exactly one.
+    module = normalized.replace("-", "_")
     async with request.app[DATABASE].session() as session:
-        deployments = Deployments(session)
-        module = next(
-            (
-                integration.module_name
-                for integration in await deployments.served(environment)
-                if normalize_project_name(integration.module_name) == normalized
-            ),
-            None,
-        )
-        versions = await deployments.served_versions(environment, module) if module is not None else []
-    if module is None:
-        raise web.HTTPNotFound(text=f"no project {normalized} in the {environment.name} index\n")
+        versions = await Deployments(session).served_versions(environment, module)
+        internal = bool(versions) or bool(await Integrations(session).teams(module))
+    if not versions:
+        dependency_index = request.app.get(_DEPENDENCY_INDEX)
+        if internal or dependency_index is None:
+            raise web.HTTPNotFound(text=f"{normalized} is not deployed to {environment.name}\n")
+        raise web.HTTPFound(f"{dependency_index}{normalized}/")
     files = [IndexFile(v.wheel_filename, v.sha256, REQUIRES_PYTHON) for v in versions]
     files += [
         IndexFile(v.sdist_filename, v.sdist_sha256, REQUIRES_PYTHON)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from bot.config import Settings
-from bot.index import install_index
+from bot.index import index_installer, install_index
 from bot.web import create_app
 from generator.publisher import Publisher, deploy
 from providers.model import Catalog
@@ -143,8 +143,30 @@ async def test_names_are_normalized_and_unknown_projects_are_404(
     redirect = await client.get("/envs/dev/simple/Shop/", headers=basic(dev_token), allow_redirects=False)
     assert redirect.status == 301
     assert redirect.headers["Location"] == "../shop/"
-    assert (await client.get("/envs/dev/simple/orders/", headers=basic(dev_token))).status == 404
     assert (await client.get("/envs/dev/files/orders-0.1.0.tar.gz", headers=basic(dev_token))).status == 404
+
+
+async def test_public_dependencies_go_to_pypi_but_internal_names_never_do(
+    database: Database, client: Client, dev_token: str, publisher: Publisher, shop: Catalog
+) -> None:
+    async with database.session() as session:
+        await Environments(session).create("qa")
+    qa_token = await new_token(database, "qa")
+    await publish_shop(publisher, shop, "one")
+
+    httpx_page = await client.get("/envs/qa/simple/httpx/", headers=basic(qa_token), allow_redirects=False)
+    assert (httpx_page.status, httpx_page.headers["Location"]) == (302, "https://pypi.org/simple/httpx/")
+    # shop is published to dev only: qa must not hand out PyPI's "shop" instead
+    assert (
+        await client.get("/envs/qa/simple/shop/", headers=basic(qa_token), allow_redirects=False)
+    ).status == 404
+
+    closed = TestClient(TestServer(create_app(Settings(), database, installers=[index_installer(None)])))
+    await closed.start_server()
+    try:
+        assert (await closed.get("/envs/qa/simple/httpx/", headers=basic(qa_token))).status == 404
+    finally:
+        await closed.close()
 
 
 async def test_an_environment_serves_only_what_was_deployed_to_it(

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import Settings
-from bot.index import install_index
+from bot.index import index_installer
 from bot.web import create_app
 from generator.package import BASE_REQUIREMENTS
 from generator.publisher import Publisher, deploy
@@ -75,8 +75,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @asynccontextmanager
 async def serving_index(database: Database) -> AsyncIterator[str]:
-    """The index on a real socket on 127.0.0.1; yields its base URL."""
-    runner = web.AppRunner(create_app(Settings(), database, installers=[install_index]))
+    """The index on a real socket on 127.0.0.1; yields its base URL. Unknown projects are 404
+    instead of going to PyPI: httpx comes from the wheelhouse, and nothing leaves the machine."""
+    runner = web.AppRunner(create_app(Settings(), database, installers=[index_installer(None)]))
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
