@@ -259,6 +259,7 @@ class Publisher:
         self._runner: JobRunner = runner or InProcessRunner(self.execute, pending=self._pending)
         self._resumed = False
         self._locks = _KeyedLocks()
+        self._executing: set[str] = set()
         # Wakes waiters of jobs that end in this process; forgotten when nobody waits.
         self._finished: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         self._built: dict[str, list[BuiltArtifact]] = {}
@@ -362,7 +363,8 @@ class Publisher:
     # A timeout parameter (not the caller's asyncio.timeout) because callers wait for a
     # job, not for this call: the wait also looks at the database for jobs of other processes.
     async def wait(self, job_id: str, timeout: float = 60) -> PublishJob:  # noqa: ASYNC109
-        """The job once it is published or failed; :class:`TimeoutError` after ``timeout`` seconds."""
+        """The job once it is published or failed (and, when it runs in this process, announced);
+        :class:`TimeoutError` after ``timeout`` seconds."""
         event = self._finished.get(job_id)
         if event is None:
             event = self._finished[job_id] = asyncio.Event()
@@ -372,7 +374,8 @@ class Publisher:
                     job = await PublishJobs(session).get(job_id)
                 if job is None:
                     raise LookupError(f"no publish job {job_id}")
-                if job.state in PUBLISH_FINAL_STATES:
+                # A job run here is done once its final notification went out, too.
+                if job.state in PUBLISH_FINAL_STATES and job_id not in self._executing:
                     return job
                 # Jobs run by another process end without this event: look again now and then.
                 try:
@@ -400,14 +403,21 @@ class Publisher:
 
         This is what a worker calls; safe to call again for a finished job.
         """
-        async with self.database.session() as session:
-            job = await PublishJobs(session).get(job_id)
-        if job is None:
-            return
-        if job.state not in PUBLISH_FINAL_STATES:
-            async with self._locks.hold((job.team_id, str(job.spec.get("module_name")))):
-                await self._run(job_id)
-        await self._announce(job_id)
+        self._executing.add(job_id)
+        try:
+            async with self.database.session() as session:
+                job = await PublishJobs(session).get(job_id)
+            if job is None:
+                return
+            if job.state not in PUBLISH_FINAL_STATES:
+                async with self._locks.hold((job.team_id, str(job.spec.get("module_name")))):
+                    await self._run(job_id)
+            await self._announce(job_id)
+        finally:
+            self._executing.discard(job_id)
+            event = self._finished.get(job_id)
+            if event is not None:
+                event.set()
 
     async def _run(self, job_id: str) -> None:
         async with self.database.session() as session:
@@ -562,17 +572,10 @@ class Publisher:
                 job_id, "published", integration_id=integration.id, result_version_id=version.id
             )
         self._built.pop(job_id, None)
-        self._wake(job_id)
 
     async def _fail(self, job_id: str, error: str) -> None:
         async with self.database.session() as session:
             await PublishJobs(session).advance(job_id, "failed", error=error)
-        self._wake(job_id)
-
-    def _wake(self, job_id: str) -> None:
-        event = self._finished.get(job_id)
-        if event is not None:
-            event.set()
 
     async def _announce(self, job_id: str) -> None:
         """Send the final notification unless it was sent already (here or by an earlier process)."""
