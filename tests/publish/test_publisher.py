@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from generator.publisher import MAX_ATTEMPTS, Publisher, PublishRefused, next_version
-from generator.spec import SourceRef
+from generator.spec import IntegrationSpec, ObjectSelection, SourceRef
 from providers.model import Catalog
 from storage import (
     Associations,
@@ -20,6 +22,7 @@ from storage import (
     PublishJobs,
 )
 from storage.models import IntegrationVersion, PublishJob
+from tests.fixtures.corpora import corpus_file
 from tests.fixtures.publish import (
     ALICE,
     BOB,
@@ -401,3 +404,36 @@ async def test_published_artifacts_are_the_stored_bytes(
         sdist = await Integrations(session).artifact(version, version.sdist_filename)
     assert hashlib.sha256(wheel).hexdigest() == version.sha256
     assert hashlib.sha256(sdist).hexdigest() == version.sdist_sha256
+
+
+async def test_without_a_catalog_the_metadata_url_of_the_spec_is_read_again(
+    database: Database, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = corpus_file("sap-v2/GWSAMPLE_BASIC.edmx").read_bytes()
+
+    async def metadata(request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_get("/sap/opu/odata/sap/GWSAMPLE_BASIC/$metadata", metadata)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    monkeypatch.setenv("IB_ALLOW_PRIVATE_URLS", "1")
+    try:
+        spec = IntegrationSpec(
+            provider="sap-odata",
+            application_name="GW",
+            module_name="gw_again",
+            objects=[ObjectSelection("ProductSet")],
+            source=SourceRef(kind="url", location=str(server.make_url("/sap/opu/odata/sap/GWSAMPLE_BASIC/"))),
+        )
+        job = await publisher.submit(team_id=TEAM, user_id=ALICE, spec=spec, catalog=None, dedup_key="again")
+        assert (await publisher.wait(job.id)).state == "published"
+
+        spec.source = SourceRef(kind="url", location=str(server.make_url("/sap/opu/odata/sap/NOWHERE/")))
+        with pytest.raises(
+            PublishRefused, match=r"^cannot read the metadata again from http://127\.0\.0\.1:"
+        ):
+            await publisher.submit(team_id=TEAM, user_id=ALICE, spec=spec, catalog=None, dedup_key="gone")
+    finally:
+        await server.close()
