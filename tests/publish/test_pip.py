@@ -1,17 +1,14 @@
 """Real pip against the real index: publish, pip install into a fresh venv, import, call.
 
-pip runs ``--isolated`` (no machine configuration, no other index) and finds only our index plus
-a local folder of httpx wheels (the generated packages' one dependency), so the install works
-offline once that folder exists: ``IB_TEST_WHEELHOUSE``, or one ``pip download`` per session.
+pip finds only our index plus the wheelhouse of httpx wheels (the generated packages' one
+dependency) that `make test` prepares, so nothing leaves the machine (tests/fixtures/venvs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +19,6 @@ from aiohttp import web
 from bot.config import Settings
 from bot.index import index_installer
 from bot.web import create_app
-from generator.package import BASE_REQUIREMENTS
 from generator.publisher import Publisher, deploy
 from generator.spec import IntegrationSpec, ObjectSelection
 from providers.base import MetadataSource
@@ -30,47 +26,10 @@ from providers.model import Catalog
 from providers.sap_odata import SapODataProvider
 from storage import Database, Environments, RuntimeTokens
 from tests.fixtures.publish import ADMIN, ALICE, TEAM, shop_integration
+from tests.fixtures.venvs import fresh_venv, pip_install_result
 from tests.peers.cap import CapServer
 
 pytestmark = pytest.mark.slow
-PIP_TIMEOUT_S = 300
-
-
-def _pip_env() -> dict[str, str]:
-    # Loopback only: no proxy may see the index (or its token).
-    proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k.lower() not in proxies}
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("IB_TEST_WHEELHOUSE")
-    if given:
-        return Path(given)
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--only-binary=:all:",
-            "--dest",
-            str(folder),
-            *BASE_REQUIREMENTS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=PIP_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["?"])[-1]
-        pytest.skip(
-            f"no httpx wheels for the fresh venv (set IB_TEST_WHEELHOUSE to a folder of them): {last}"
-        )
-    return folder
 
 
 @asynccontextmanager
@@ -95,45 +54,9 @@ async def token_of(database: Database, environment: str) -> str:
     return token
 
 
-async def fresh_venv(folder: Path) -> Path:
-    await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120
-    )
-    return folder / "bin" / "python"
-
-
-async def pip_install(
-    python: Path, index_url: str, module: str, wheelhouse: Path
-) -> subprocess.CompletedProcess[str]:
-    """``pip install`` into the venv of ``python`` (pip runs from our venv, installs into that one).
-
-    It runs in a thread: the index answering it lives on this event loop.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--isolated",
-        "--python",
-        str(python),
-        "install",
-        "--no-input",
-        "--no-cache-dir",
-        "--index-url",
-        index_url,
-        "--find-links",
-        str(wheelhouse),
-        module,
-    ]
-    return await asyncio.to_thread(
-        subprocess.run,
-        command,
-        capture_output=True,
-        text=True,
-        timeout=PIP_TIMEOUT_S,
-        env=_pip_env(),
-        check=False,
-    )
+async def install(python: Path, index_url: str, module: str) -> subprocess.CompletedProcess[str]:
+    # in a thread: the index answering pip lives on this event loop
+    return await asyncio.to_thread(pip_install_result, python, module, index_url=index_url)
 
 
 def with_token(base_url: str, token: str, environment: str) -> str:
@@ -142,7 +65,7 @@ def with_token(base_url: str, token: str, environment: str) -> str:
 
 @pytest.mark.peers
 async def test_a_published_package_installs_with_pip_and_calls_the_system(
-    database: Database, publisher: Publisher, cap_server: CapServer, wheelhouse: Path, tmp_path: Path
+    database: Database, publisher: Publisher, cap_server: CapServer, tmp_path: Path
 ) -> None:
     source = MetadataSource(
         kind="url", location=cap_server.v2_url, user="alice", password=cap_server.users["alice"]
@@ -157,10 +80,10 @@ async def test_a_published_package_installs_with_pip_and_calls_the_system(
     job = await publisher.submit(team_id=TEAM, user_id=ALICE, spec=spec, catalog=catalog, dedup_key="journey")
     assert (await publisher.wait(job.id)).state == "published"
     token = await token_of(database, "dev")
-    python = await fresh_venv(tmp_path / "venv")
+    python = await asyncio.to_thread(fresh_venv, tmp_path / "venv")
 
     async with serving_index(database) as base_url:
-        installed = await pip_install(python, with_token(base_url, token, "dev"), "cap_catalog", wheelhouse)
+        installed = await install(python, with_token(base_url, token, "dev"), "cap_catalog")
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     script = (
@@ -188,7 +111,7 @@ async def test_a_published_package_installs_with_pip_and_calls_the_system(
 
 
 async def test_a_deployed_version_installs_from_qa_with_a_qa_token_only(
-    database: Database, publisher: Publisher, shop: Catalog, wheelhouse: Path, tmp_path: Path
+    database: Database, publisher: Publisher, shop: Catalog, tmp_path: Path
 ) -> None:
     async with database.session() as session:
         await Environments(session).create("qa")
@@ -200,11 +123,11 @@ async def test_a_deployed_version_installs_from_qa_with_a_qa_token_only(
         database, team_id=TEAM, module_name="shop", environment="qa", actor=ADMIN, admins=[ADMIN]
     )
     dev_token, qa_token = await token_of(database, "dev"), await token_of(database, "qa")
-    python = await fresh_venv(tmp_path / "venv")
+    python = await asyncio.to_thread(fresh_venv, tmp_path / "venv")
 
     async with serving_index(database) as base_url:
-        refused = await pip_install(python, with_token(base_url, dev_token, "qa"), "shop", wheelhouse)
-        installed = await pip_install(python, with_token(base_url, qa_token, "qa"), "shop", wheelhouse)
+        refused = await install(python, with_token(base_url, dev_token, "qa"), "shop")
+        installed = await install(python, with_token(base_url, qa_token, "qa"), "shop")
 
     assert refused.returncode != 0
     assert "401" in refused.stdout + refused.stderr
