@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
 from bot.index import install_index
+from bot.manager import install_manager
 from bot.slack_app import install_slack
 from generator.publisher import Publisher
 from storage import Database, SecretBox
@@ -78,6 +79,7 @@ ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (
     install_health,
     install_publisher,
     install_index,
+    install_manager,
     install_slack,
 )
 

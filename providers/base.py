@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from providers.model import Catalog
 
@@ -24,6 +24,15 @@ class MetadataError(ProviderError):
 
 class SourceError(ProviderError):
     """The metadata source could not be read (unreachable, timeout, 401/403, bad redirect)."""
+
+
+class ConnectionValueError(ProviderError):
+    """A connection value the provider cannot use; ``field`` names the :class:`ConnectionField`
+    to show the message under (None when no single field is at fault)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,10 @@ class Provider(Protocol):
     title: str
     implemented: bool
     runtime: RuntimeSupport
+    # An admin request for this provider carries a certificate the service generates (its private
+    # key stays in the service, encrypted); the completed connection gets both, see
+    # providers/certificates.py.
+    needs_certificate: bool
 
     def source_fields(self) -> Sequence[SourceField]: ...
 
@@ -115,6 +128,16 @@ class Provider(Protocol):
     async def test_connection(
         self, values: Mapping[str, str], secrets: Mapping[str, str]
     ) -> ConnectionTestResult: ...
+
+    async def connection_answer(
+        self, values: Mapping[str, str], secrets: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """What the Integration Manager hands a generated package for this connection: the JSON
+        that ``providers/runtime/connection.py: connection_from_manager_answer`` reads, optionally
+        with ``expires_in`` (seconds). Providers with OAuth or certificate credentials answer a
+        short-lived ``bearer`` token here, never a client secret or private key. Raises
+        :class:`ConnectionValueError` for a value it cannot use."""
+        ...
 
 
 _REGISTRY: dict[str, Provider] = {}

@@ -7,6 +7,7 @@ all five systems and says plainly which ones are not available instead of failin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from providers.base import (
     AdminInstructions,
@@ -31,6 +32,7 @@ PLANNED: tuple[tuple[str, str], ...] = (
 
 class PlannedProvider:
     implemented = False
+    needs_certificate = False
 
     def __init__(self, key: str, title: str) -> None:
         self.key = key
@@ -55,6 +57,11 @@ class PlannedProvider:
     async def test_connection(
         self, values: Mapping[str, str], secrets: Mapping[str, str]
     ) -> ConnectionTestResult:
+        raise self._unavailable()
+
+    async def connection_answer(
+        self, values: Mapping[str, str], secrets: Mapping[str, str]
+    ) -> dict[str, Any]:
         raise self._unavailable()
 
 

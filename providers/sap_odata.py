@@ -19,6 +19,7 @@ from providers.base import (
     AdminInstructions,
     ConnectionField,
     ConnectionTestResult,
+    ConnectionValueError,
     MetadataError,
     MetadataSource,
     ProviderError,
@@ -49,6 +50,7 @@ class SapODataProvider:
     key = "sap-odata"
     title = "SAP OData"
     implemented = True
+    needs_certificate = False
     runtime = RuntimeSupport(
         module="odata", modules=("errors", "query", "records", "connection", "contract", "odata")
     )
@@ -190,35 +192,44 @@ class SapODataProvider:
             ok=True, message=f"connected: {display_url(url)} answered with its $metadata"
         )
 
+    async def connection_answer(
+        self, values: Mapping[str, str], secrets: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return connection_answer(values, secrets)
+
 
 def connection_answer(values: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, Any]:
     """A connection's fields in the shape generated packages resolve from the Integration Manager.
 
     (``providers/runtime/connection.py: connection_from_manager_answer``); raises ProviderError with
-    one line for a field that is missing or malformed.
+    one line (a ConnectionValueError naming the field) for a value that is missing or malformed.
     """
     url = (values.get("url") or "").strip()
     if not url:
-        raise ProviderError("the connection has no service root URL")
+        raise ConnectionValueError("the connection has no service root URL", "url")
     auth_type = values.get("auth_type") or "basic"
     auth: dict[str, str]
     if auth_type == "basic":
         user = (values.get("user") or "").strip()
         if not user:
-            raise ProviderError("user-and-password authentication needs a user")
+            raise ConnectionValueError("user-and-password authentication needs a user", "user")
         auth = {"type": "basic", "user": user, "password": secrets.get("password") or ""}
     elif auth_type == "api_key":
         key = secrets.get("api_key") or ""
         if not key:
-            raise ProviderError("API key authentication needs an API key")
+            raise ConnectionValueError("API key authentication needs an API key", "api_key")
         auth = {"type": "api_key", "key": key, "header": API_KEY_HEADER}
     else:
-        raise ProviderError(f"unknown authentication type {auth_type!r} (basic or api_key)")
+        raise ConnectionValueError(
+            f"unknown authentication type {auth_type!r} (basic or api_key)", "auth_type"
+        )
     params: dict[str, str] = {}
     sap_client = (values.get("sap_client") or "").strip()
     if sap_client:
         if not _SAP_CLIENT.match(sap_client):
-            raise ProviderError(f"the SAP client must be three digits, not {sap_client!r}")
+            raise ConnectionValueError(
+                f"the SAP client must be three digits, not {sap_client!r}", "sap_client"
+            )
         params["sap-client"] = sap_client
     headers = _parse_headers(values.get("additional_headers") or "")
     return {"url": url, "auth": auth, "headers": headers, "params": params}
@@ -232,7 +243,9 @@ def _parse_headers(text: str) -> dict[str, str]:
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not _HEADER_NAME.match(name):
-            raise ProviderError(f"additional headers, line {number}: expected 'Name: value'")
+            raise ConnectionValueError(
+                f"additional headers, line {number}: expected 'Name: value'", "additional_headers"
+            )
         headers[name] = value.strip()
     return headers
 

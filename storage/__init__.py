@@ -25,6 +25,7 @@ from storage.errors import (
 )
 from storage.repositories import (
     AccessGrants,
+    AdminRequests,
     Associations,
     AuditLog,
     CatalogCache,
@@ -44,6 +45,7 @@ from storage.secrets import SecretBox, generate_key
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "AccessGrants",
+    "AdminRequests",
     "AlreadyExists",
     "Associations",
     "AuditLog",

@@ -387,6 +387,28 @@ class Deployments:
             )
         )
 
+    async def of_integration(self, integration_id: int) -> list[Deployment]:
+        """Where the integration runs now, in the order the environments were created."""
+        return list(
+            await self.session.scalars(
+                select(Deployment)
+                .where(Deployment.integration_id == integration_id)
+                .order_by(Deployment.environment_id)
+            )
+        )
+
+    async def deployed_named(self, environment: Environment, module_name: str) -> list[Integration]:
+        """The integrations called ``module_name`` running in ``environment`` now (one, unless
+        the package index's one-name-per-environment rule was bypassed)."""
+        return list(
+            await self.session.scalars(
+                select(Integration)
+                .join(Deployment, Deployment.integration_id == Integration.id)
+                .where(Deployment.environment_id == environment.id, Integration.module_name == module_name)
+                .order_by(Integration.id)
+            )
+        )
+
     async def served(self, environment: Environment) -> list[Integration]:
         """Integrations with a version ever deployed to ``environment`` (its package index)."""
         ever_deployed = select(DeploymentHistory.integration_id).where(
@@ -660,6 +682,13 @@ class Connections:
             )
         )
 
+    async def by_name(self, environment: Environment, name: str) -> ExternalConnection | None:
+        return await self.session.scalar(
+            select(ExternalConnection).where(
+                ExternalConnection.environment_id == environment.id, ExternalConnection.name == name
+            )
+        )
+
     def read_secret(self, connection: ExternalConnection) -> dict[str, Any]:
         return self.box.decrypt_json(connection.secret)
 
@@ -730,6 +759,17 @@ class Associations:
             )
         )
 
+    async def integrations_using(self, connection_id: int) -> list[Integration]:
+        """The integrations associated with the connection, by module name."""
+        return list(
+            await self.session.scalars(
+                select(Integration)
+                .join(Association, Association.integration_id == Integration.id)
+                .where(Association.connection_id == connection_id)
+                .order_by(Integration.module_name)
+            )
+        )
+
     async def ensure(self, integration_id: int, environment: Environment, *, updated_by: str) -> Association:
         """The existing association, or a new empty one."""
         row = await self.get(integration_id, environment)
@@ -744,6 +784,92 @@ class Associations:
             row = await self.get(integration_id, environment)
             assert row is not None
             return row
+
+
+class AdminRequests:
+    """Admin requests; a generated private key is stored encrypted with the :class:`SecretBox`.
+
+    Status changes are conditional on the status the caller saw, so a request is completed,
+    cancelled or expired exactly once however many clicks race for it.
+    """
+
+    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+        self.session = session
+        self.box = box
+
+    async def create(
+        self,
+        *,
+        requester_user_id: str,
+        admin_user_id: str,
+        integration_id: int,
+        environment: Environment,
+        provider: str,
+        note: str,
+        expires_at: datetime,
+        certificate_pem: str | None = None,
+        private_key: bytes | None = None,
+    ) -> AdminRequest:
+        row = AdminRequest(
+            requester_user_id=requester_user_id,
+            admin_user_id=admin_user_id,
+            integration_id=integration_id,
+            environment_id=environment.id,
+            provider=provider,
+            note=note,
+            expires_at=expires_at,
+            certificate_pem=certificate_pem,
+            private_key=self.box.encrypt(private_key) if private_key is not None else None,
+        )
+        return await _insert(self.session, row)
+
+    async def get(self, request_id: str) -> AdminRequest | None:
+        return await self.session.get(AdminRequest, request_id, populate_existing=True)
+
+    def read_private_key(self, request: AdminRequest) -> bytes | None:
+        return self.box.decrypt(request.private_key) if request.private_key is not None else None
+
+    async def change_status(
+        self, request_id: str, *, from_status: str, to_status: str, **values: Any
+    ) -> bool:
+        """Move the request from ``from_status`` to ``to_status``; False when it was not in
+        ``from_status`` any more (someone else changed it first)."""
+        changed = await _rowcount(
+            self.session,
+            update(AdminRequest)
+            .where(AdminRequest.id == request_id, AdminRequest.status == from_status)
+            .values(status=to_status, **values)
+            .execution_options(synchronize_session=False),
+        )
+        return changed == 1
+
+    async def expire_due(self, now: datetime) -> list[str]:
+        """Mark every pending request past its expiry as expired; return their ids."""
+        due = list(
+            await self.session.scalars(
+                select(AdminRequest.id).where(
+                    AdminRequest.status == "pending", AdminRequest.expires_at <= now
+                )
+            )
+        )
+        return [
+            request_id
+            for request_id in due
+            if await self.change_status(request_id, from_status="pending", to_status="expired")
+        ]
+
+    async def involving(self, user_id: str, statuses: Collection[str] = ("pending",)) -> list[AdminRequest]:
+        """Requests made by or addressed to ``user_id`` in one of ``statuses``, newest first."""
+        return list(
+            await self.session.scalars(
+                select(AdminRequest)
+                .where(
+                    (AdminRequest.requester_user_id == user_id) | (AdminRequest.admin_user_id == user_id),
+                    AdminRequest.status.in_(statuses),
+                )
+                .order_by(AdminRequest.created_at.desc())
+            )
+        )
 
 
 class CatalogCache:

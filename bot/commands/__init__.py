@@ -5,7 +5,17 @@ A handler returns an exit code or raises :class:`CommandError` with one line for
 
 from __future__ import annotations
 
-COMMAND_MODULES: tuple[str, ...] = ("generate", "db", "serve", "keys", "slack", "env", "access", "publish")
+COMMAND_MODULES: tuple[str, ...] = (
+    "generate",
+    "db",
+    "serve",
+    "keys",
+    "slack",
+    "env",
+    "access",
+    "publish",
+    "connections",
+)
 
 
 class CommandError(Exception):
