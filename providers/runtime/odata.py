@@ -353,6 +353,22 @@ _USUAL_PAGE_SIZE = 1000  # CAP's and many Gateways' default server page
 _MEMO_SIZE = 4096
 
 
+def _slot_setters(model: Any, attrs: list[str]) -> dict[str, Any] | None:
+    """``set_<attr>`` functions for every slot a decoded record fills, or None when ``model`` is
+    not a plain slotted class (then records are built through its __init__)."""
+    setters: dict[str, Any] = {}
+    if not isinstance(model, type) or "__post_init__" in dir(model):
+        return None
+    for attr in [*attrs, "_ib_etag", "_ib_nulls"]:
+        descriptor = next((k.__dict__[attr] for k in model.__mro__ if attr in k.__dict__), None)
+        if descriptor is None or not hasattr(descriptor, "__set__") or isinstance(descriptor, property):
+            return None
+        setters[f"set_{attr}"] = descriptor.__set__
+    if set(getattr(model, "__dataclass_fields__", {})) - set(attrs):
+        return None  # a field this decoder does not fill would be left unset
+    return setters
+
+
 def _identifier(name: str, object_name: str) -> str:
     if not name.isidentifier() or iskeyword(name):
         raise ConfigurationError(f"{object_name}: {name!r} is not a Python attribute name")
@@ -591,6 +607,7 @@ class _ObjectCodec:
             "NO_NULLS": frozenset(),
             "MISSING": _MISSING,
             "MEMO_SIZE": _MEMO_SIZE,
+            "new": object.__new__,
         }
         names = [f"v{i}" for i in range(len(self.fields))]
         # one C call fetches every attribute; rows that lack some take the slower path
@@ -642,12 +659,25 @@ class _ObjectCodec:
                 f"        expanded[{_identifier(navigation.attr, self.obj.name)!r}] = "
                 f"None if w{j} is None else n{j}(w{j})",
             ]
-        body += [
-            f"    record = model({', '.join(arguments)})",
-            f"    etag = {dialect.etag_expression} or fallback_etag",
-            "    record._ib_set_meta(etag, frozenset(nulls) if nulls else NO_NULLS)",
-            "    return record",
-        ]
+        slots = _slot_setters(self.obj.model, [a.split("=", 1)[0] for a in arguments if "=" in a])
+        if slots is not None and not expanded:
+            # Fill the slots directly: the dataclass __init__ would only assign the same values,
+            # at several times the cost per row (the hot path of every listing).
+            namespace.update(slots)
+            body.append("    record = new(model)")
+            body += [f"    set_{a}(record, {v})" for a, v in (x.split("=", 1) for x in arguments)]
+            body += [
+                f"    set__ib_etag(record, {dialect.etag_expression} or fallback_etag)",
+                "    set__ib_nulls(record, frozenset(nulls) if nulls else NO_NULLS)",
+                "    return record",
+            ]
+        else:
+            body += [
+                f"    record = model({', '.join(arguments)})",
+                f"    etag = {dialect.etag_expression} or fallback_etag",
+                "    record._ib_set_meta(etag, frozenset(nulls) if nulls else NO_NULLS)",
+                "    return record",
+            ]
         source = "def decode(row, fallback_etag=None):\n" + "\n".join(body)
         # the source holds only validated identifiers and repr()-quoted wire names
         exec(source, namespace)  # noqa: S102
