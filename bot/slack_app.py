@@ -1,8 +1,8 @@
 """The Slack side of ``ib serve``: one bolt ``AsyncApp``, its Web API client, install and adapters.
 
-- One :class:`AsyncWebClient` with ``base_url=IB_SLACK_API_URL`` and a rate-limit retry handler;
-  bolt copies it (base URL, retry handlers, HTTP session) into every request's ``client``, so
-  every Slack call goes through it.
+- One :class:`AsyncWebClient` (bolt's ``app.client``) with ``base_url=IB_SLACK_API_URL`` and a
+  rate-limit retry handler; bolt copies it (base URL, retry handlers, HTTP session) into every
+  request's ``client`` and uses it for the OAuth flow, so every Slack call goes through it.
 - One workspace with ``SLACK_BOT_TOKEN``; any number with ``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET``
   (bolt's OAuth flow at ``/slack/install`` and ``/slack/oauth_redirect``, installations and OAuth
   states in slack_sdk's SQLAlchemy stores on our database; their tables are created at start by the
@@ -48,6 +48,7 @@ from handlers import HANDLER_MODULES
 from handlers.catalogs import CatalogStore
 from handlers.services import Services
 from handlers.tasks import ACK_SENT
+from handlers.units import UnitsOfWork
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,12 @@ RATE_LIMIT_RETRIES = 2
 SLACK_TIMEOUT_S = 30
 
 
-def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    """A Web API client on ``IB_SLACK_API_URL`` that waits out HTTP 429 (never call it before an ack)."""
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_S,
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
-    )
+def use_slack_api(client: AsyncWebClient, settings: Settings) -> None:
+    """Send ``client``'s calls to ``IB_SLACK_API_URL`` and let it wait out HTTP 429 (so never call
+    it before an ack)."""
+    client.base_url = settings.slack_api_url
+    client.timeout = SLACK_TIMEOUT_S
+    client.retry_handlers = [AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)]
 
 
 class SlackBot:
@@ -82,7 +81,6 @@ class SlackBot:
         handler_modules: Sequence[str] = HANDLER_MODULES,
     ) -> None:
         self.settings = settings
-        self.client = slack_client(settings, settings.slack_bot_token or None)
         self.installation_store: AsyncSQLAlchemyInstallationStore | None = None
         self.state_store: AsyncSQLAlchemyOAuthStateStore | None = None
         oauth_settings: AsyncOAuthSettings | None = None
@@ -103,20 +101,25 @@ class SlackBot:
                 installation_store=self.installation_store,
                 state_store=self.state_store,
             )
-        # Values are passed explicitly: bolt would otherwise read SLACK_* variables by itself. The
-        # bot token (one workspace) travels in the client; with OAuth, bolt ignores it.
+        # Values are passed explicitly: bolt would otherwise read SLACK_* variables by itself.
         self.app = AsyncApp(
-            client=self.client,
+            token=None if oauth_settings else settings.slack_bot_token or None,
             signing_secret=settings.slack_signing_secret,
             oauth_settings=oauth_settings,
             # Listeners return right after ack() and hand slow work to services.tasks, so the
             # ack is sent as soon as the listener returns instead of at bolt's next 10 ms poll.
             process_before_response=True,
         )
+        # bolt's own client, used by its OAuth flow and copied into every request's `client`
+        # (base URL, retry handlers and HTTP session included): every Slack call goes through it.
+        self.client = self.app.client
+        use_slack_api(self.client, settings)
+        units = UnitsOfWork(database)
         self.services = Services(
             database=database,
+            units=units,
             publisher=publisher,
-            catalogs=CatalogStore(database),
+            catalogs=CatalogStore(units),
             slack_api_url=settings.slack_api_url,
             metadata_max_bytes=settings.metadata_max_bytes,
         )

@@ -14,8 +14,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from handlers.units import UnitsOfWork
 from providers.model import Catalog, ObjectDef, catalog_from_dict, catalog_to_dict
-from storage import CatalogCache, Database, Drafts
+from storage import CatalogCache, Drafts
 
 DEFAULT_CAPACITY = 64
 MAX_MATCHES = 100  # Slack shows "no result" for an options answer over 100
@@ -116,8 +117,8 @@ def _decode(data: bytes) -> Catalog:
 class CatalogStore:
     """Catalogs per draft id: a small LRU in front of :class:`storage.CatalogCache`."""
 
-    def __init__(self, database: Database, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.database = database
+    def __init__(self, units: UnitsOfWork, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.units = units
         self.capacity = capacity
         self._cached: OrderedDict[str, DraftCatalog] = OrderedDict()
         self._loading: dict[str, asyncio.Future[DraftCatalog | None]] = {}
@@ -151,7 +152,7 @@ class CatalogStore:
         return loaded
 
     async def _load(self, draft_id: str) -> DraftCatalog | None:
-        async with self.database.session() as session:
+        async with self.units.reading() as session:
             draft = await Drafts(session).get(draft_id)
             data = await CatalogCache(session).get(draft_id) if draft is not None else None
         if draft is None or data is None:
@@ -163,7 +164,7 @@ class CatalogStore:
     async def put(self, draft_id: str, owner_user_id: str, team_id: str, catalog: Catalog) -> DraftCatalog:
         """Keep ``catalog`` for the draft, replacing what was there."""
         data = await asyncio.to_thread(_encode, catalog)
-        async with self.database.session() as session:
+        async with self.units.writing() as session:
             await CatalogCache(session).put(draft_id, data)
         return self._remember(draft_id, owner_user_id, team_id, catalog)
 

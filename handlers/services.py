@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from generator.publisher import Publisher
 from handlers.catalogs import CatalogStore
 from handlers.tasks import BackgroundTasks
+from handlers.units import UnitsOfWork
 from storage import Database
 
 SLACK_FILE_MAX_BYTES = 10 * 1024 * 1024  # Slack's own cap for a file_input
@@ -87,6 +88,7 @@ class Subcommands:
 @dataclass(slots=True)
 class Services:
     database: Database
+    units: UnitsOfWork  # how listeners read and write the database (handlers/units.py)
     publisher: Publisher
     catalogs: CatalogStore
     slack_api_url: str  # files shared with the app are downloaded only from Slack's own host

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.errors import GenerationError
 from generator.publisher import PublishRefused
@@ -65,10 +67,13 @@ from handlers.wizard_steps import (
 )
 from providers.base import ProviderError, all_providers
 from providers.model import Catalog
-from storage import DedupKeys, Drafts, Integrations, StaleDraft
+from storage import Drafts, Integrations, StaleDraft
 from storage.models import Draft
 
 log = logging.getLogger(__name__)
+
+Check = Callable[[AsyncSession], Awaitable[Errors | None]]
+RECENT_DRAFTS = 1024
 
 SHORTCUT = "create_integration"
 RESUME_ACTION = "wizard_resume"
@@ -89,35 +94,50 @@ class Wizard:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        # This process's last copy of recently used drafts: spares the ack path a read.
+        self._recent: OrderedDict[str, Draft] = OrderedDict()
 
     # Opening
 
     async def open(self, client: AsyncWebClient, *, user_id: str, team_id: str, trigger_id: str) -> None:
-        """Open the modal (a trigger lives 3 s) with a Loading view, then show the draft's first view."""
-        async with self.services.database.session() as session:
-            if not await DedupKeys(session).claim(f"wizard-open:{trigger_id}"):
-                return  # a retry of a request already handled
+        """Open the modal with a Loading view (a trigger lives 3 s), then show the user's unfinished
+        draft (Resume / Start over) or a new draft's first step.
+
+        A trigger opens one view only (Slack answers ``exchanged_trigger_id`` after that), so a
+        retried or replayed request opens nothing and creates no draft.
+        """
         try:
             opened = await client.views_open(trigger_id=trigger_id, view=loading_view(""))
         except SlackApiError as error:
-            log.warning("could not open the wizard: %s", error.response.get("error"))
+            code = error.response.get("error")
+            log.log(
+                logging.INFO if code == "exchanged_trigger_id" else logging.WARNING,
+                "wizard not opened: %s",
+                code,
+            )
             return
         shown = opened["view"]
-        async with self.services.database.session() as session:
-            drafts = Drafts(session)
-            unfinished = await drafts.open_for(user_id, team_id)
-            if unfinished:
-                draft = unfinished[0]
-                when = int(draft.updated_at.timestamp())
-                updated = (
-                    f"<!date^{when}^{{date_short_pretty}} at {{time}}|{draft.updated_at:%Y-%m-%d %H:%M} UTC>"
-                )
-                view = resume_view(draft.id, WizardState.from_dict(draft.state), updated)
-            else:
-                draft = await drafts.create(
-                    owner_user_id=user_id, team_id=team_id, step="provider", state=WizardState().to_dict()
-                )
-                view = provider_step(draft.id, WizardState(), all_providers())
+        async with self.services.units.reading() as session:
+            unfinished = await Drafts(session).open_for(user_id, team_id)
+        created = None
+        if not unfinished:
+            async with self.services.units.writing() as session:
+                drafts = Drafts(session)
+                # Looked up again where the draft is created, so two quick /ib new make one draft.
+                unfinished = await drafts.open_for(user_id, team_id)
+                if not unfinished:
+                    created = await drafts.create(
+                        owner_user_id=user_id, team_id=team_id, step="provider", state=WizardState().to_dict()
+                    )
+        if created is not None:
+            view = provider_step(created.id, WizardState(), all_providers())
+        else:
+            draft = unfinished[0]
+            when = int(draft.updated_at.timestamp())
+            updated = (
+                f"<!date^{when}^{{date_short_pretty}} at {{time}}|{draft.updated_at:%Y-%m-%d %H:%M} UTC>"
+            )
+            view = resume_view(draft.id, WizardState.from_dict(draft.state), updated)
         await self._update(client, shown["id"], view, view_hash=shown["hash"])
 
     # Views of a draft
@@ -142,25 +162,50 @@ class Wizard:
             # The cache entry went away (it never should): ask for the metadata again.
             state.step = "source"
             state.source.error = "The metadata is no longer loaded. Give it again."
-            saved = await self._save(draft, state)
-            return source_step((saved or draft).id, state, provider, provider.source_fields())
+            await self._save(draft, state)
+            return source_step(draft.id, state, provider, provider.source_fields())
         if state.step == "objects":
             return objects_step(draft.id, state, entry.index.labels(state.selected_objects))
         if state.step == "settings":
             return settings_step(draft.id, state)
         return review_step(draft.id, state, provider.title)
 
-    async def _draft(self, draft_id: str) -> Draft | None:
+    async def _draft(self, draft_id: str, *, fresh: bool = True) -> Draft | None:
+        """The draft as stored; ``fresh=False`` may answer with this process's last copy, which is
+        safe where a decision is only written through :meth:`_save` (its version check catches a
+        copy that another replica has made stale)."""
         if not draft_id:
             return None
-        async with self.services.database.session() as session:
-            return await Drafts(session).get(draft_id)
+        recent = None if fresh else self._recent.get(draft_id)
+        if recent is not None:
+            self._recent.move_to_end(draft_id)
+            return recent
+        async with self.services.units.reading() as session:
+            draft = await Drafts(session).get(draft_id)
+        if draft is not None:
+            self._remember(draft)
+        return draft
 
-    async def _save(self, draft: Draft, state: WizardState, *, status: str | None = None) -> Draft | None:
-        """Store ``state`` if nobody changed the draft since it was read; None if somebody did."""
+    def _remember(self, draft: Draft) -> None:
+        self._recent[draft.id] = draft
+        self._recent.move_to_end(draft.id)
+        while len(self._recent) > RECENT_DRAFTS:
+            self._recent.popitem(last=False)
+
+    async def _save(
+        self, draft: Draft, state: WizardState, *, status: str | None = None, check: Check | None = None
+    ) -> Draft | Errors | None:
+        """Store ``state`` if nobody changed the draft since it was read; None if somebody did.
+
+        ``check`` runs first in the same unit of work (a lookup that must agree with the write,
+        such as "is this module name free?"); the errors it returns are returned and nothing is saved.
+        """
         try:
-            async with self.services.database.session() as session:
-                return await Drafts(session).save(
+            async with self.services.units.writing() as session:
+                errors = await check(session) if check is not None else None
+                if errors:
+                    return errors
+                saved = await Drafts(session).save(
                     draft.id,
                     expected_version=draft.version,
                     step=state.step,
@@ -168,7 +213,10 @@ class Wizard:
                     status=status,
                 )
         except StaleDraft:
+            self._recent.pop(draft.id, None)
             return None
+        self._remember(saved)
+        return saved
 
     async def _current_view(self, draft_id: str) -> dict[str, Any]:
         draft = await self._draft(draft_id)
@@ -192,7 +240,10 @@ class Wizard:
     ) -> None:
         shown = body["view"]
         step = step_of(str(shown.get("callback_id", "")))
-        draft = await self._draft(str(shown.get("private_metadata", "")))
+        draft_id = str(shown.get("private_metadata", ""))
+        draft = await self._draft(draft_id, fresh=False)
+        if draft is not None and (draft.status != "open" or draft.step != step):
+            draft = await self._draft(draft_id)  # the copy may be behind another replica
         if draft is None:
             await ack(response_action="update", view=notice_view(GONE))
             return
@@ -218,16 +269,23 @@ class Wizard:
             await self._publish(ack, client, context, draft, state, shown)
 
     async def _after_step(
-        self, ack: AsyncAck, draft: Draft, state: WizardState, errors: Errors | None
+        self,
+        ack: AsyncAck,
+        draft: Draft,
+        state: WizardState,
+        errors: Errors | None,
+        check: Check | None = None,
     ) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        saved = await self._save(draft, state)
-        if saved is None:
+        saved = await self._save(draft, state, check=check)
+        if isinstance(saved, dict):
+            await ack(response_action="errors", errors=saved)
+        elif saved is None:
             await ack(response_action="update", view=await self._current_view(draft.id))
-            return
-        await ack(response_action="update", view=await self.view_of(saved))
+        else:
+            await ack(response_action="update", view=await self.view_of(saved))
 
     async def _submit_source(
         self,
@@ -260,8 +318,7 @@ class Wizard:
             await self._after_step(ack, draft, state, None)
             return
         # Keep what was typed (no password), so a failed load shows it again.
-        saved = await self._save(draft, state)
-        if saved is None:
+        if not isinstance(await self._save(draft, state), Draft):
             await ack(response_action="update", view=await self._current_view(draft.id))
             return
         await ack(response_action="update", view=loading_view(draft.id, "Reading the metadata…"))
@@ -301,7 +358,7 @@ class Wizard:
             await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
             loaded(state, load, catalog)
         saved = await self._save(draft, state)
-        if saved is not None:
+        if isinstance(saved, Draft):
             await self._update(client, view_id, await self.view_of(saved))
 
     async def _submit_objects(
@@ -312,16 +369,12 @@ class Wizard:
             await ack(response_action="update", view=await self.view_of(draft))
             return
         errors = submit_objects(state, values, entry.index)
-        if not errors:
-            candidates = module_name_candidates(state)
-            taken = await self._taken(draft.team_id, candidates) if candidates else set()
-            suggest_settings(state, taken)
-        await self._after_step(ack, draft, state, errors)
 
-    async def _taken(self, team_id: str, names: set[str]) -> set[str]:
-        async with self.services.database.session() as session:
-            integrations = Integrations(session)
-            return {name for name in names if await integrations.by_module(team_id, name) is not None}
+        async def suggest(session: AsyncSession) -> None:
+            candidates = module_name_candidates(state)
+            suggest_settings(state, await _taken(session, draft.team_id, candidates) if candidates else set())
+
+        await self._after_step(ack, draft, state, errors, suggest)
 
     async def _submit_settings(
         self, ack: AsyncAck, draft: Draft, state: WizardState, values: Mapping[str, Mapping[str, Any]]
@@ -332,17 +385,18 @@ class Wizard:
             if entry is None:
                 await ack(response_action="update", view=await self.view_of(draft))
                 return
-            name = state.settings.module_name
             try:
                 build_spec(state, entry.index)
             except (CustomizeError, GenerationError) as error:
                 errors = {"module_name": _sentence(str(error))}
-            else:
-                if await self._taken(draft.team_id, {name}):
-                    errors = {
-                        "module_name": f"{name} is already taken in this workspace: choose another name."
-                    }
-        await self._after_step(ack, draft, state, errors)
+
+        async def free(session: AsyncSession) -> Errors | None:
+            name = state.settings.module_name
+            if await _taken(session, draft.team_id, {name}):
+                return {"module_name": f"{name} is already taken in this workspace: choose another name."}
+            return None
+
+        await self._after_step(ack, draft, state, errors, free)
 
     async def _publish(
         self,
@@ -399,7 +453,7 @@ class Wizard:
             log.exception("queueing the publish of draft %s failed", draft.id)
             problem = "Publishing could not start because of an internal error. Try again in a moment."
         else:
-            if await self._save(draft, state, status="published") is not None:
+            if isinstance(await self._save(draft, state, status="published"), Draft):
                 log.info("draft %s queued as publish job %s (%s)", draft.id, job.id, spec.module_name)
             return
         provider = implemented_provider(state)
@@ -423,7 +477,7 @@ class Wizard:
             keep_typed(step, state, values, provider.source_fields() if provider else ())
             state.step = back_target(step, requested, state)
             saved = await self._save(draft, state)
-            if saved is None:
+            if not isinstance(saved, Draft):
                 return  # a double click: the first click moves the modal
             draft = saved
         await self._update(client, str(shown["id"]), await self.view_of(draft), view_hash=shown.get("hash"))
@@ -442,7 +496,7 @@ class Wizard:
         if draft is None:
             return
         try:
-            async with self.services.database.session() as session:
+            async with self.services.units.writing() as session:
                 drafts = Drafts(session)
                 await drafts.save(
                     draft.id,
@@ -487,6 +541,11 @@ class Wizard:
             for obj in entry.index.search(str(body.get("value", "")))
         ]
         await ack(options=options)
+
+
+async def _taken(session: AsyncSession, team_id: str, names: set[str]) -> set[str]:
+    integrations = Integrations(session)
+    return {name for name in names if await integrations.by_module(team_id, name) is not None}
 
 
 async def _refuse(ack: AsyncAck, shown: Mapping[str, Any], message: str) -> None:

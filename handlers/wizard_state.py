@@ -7,6 +7,7 @@ metadata password is used once to fetch the document and then dropped.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -71,7 +72,8 @@ class WizardState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> WizardState:
-        data = dict(data or {})
+        # A deep copy: the state is changed freely, and ``data`` may be a draft row kept in memory.
+        data = copy.deepcopy(dict(data or {}))
         catalog = data.get("catalog")
         step = str(data.get("step", "provider"))
         return cls(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from handlers.catalogs import CatalogStore, ObjectIndex
+from handlers.units import UnitsOfWork
 from providers.base import get_provider
 from providers.model import Attribute, Catalog, ObjectDef, ValueType
 from storage import Database, Drafts
@@ -61,9 +62,9 @@ async def draft_of(database: Database, owner: str = "U1") -> str:
 async def test_a_catalog_put_by_one_replica_is_read_back_by_another(database: Database) -> None:
     catalog = get_provider("sap-odata").parse_metadata(corpus_file("sap-v2/GWSAMPLE_BASIC.edmx").read_bytes())
     draft_id = await draft_of(database)
-    await CatalogStore(database).put(draft_id, "U1", "T1", catalog)
+    await CatalogStore(UnitsOfWork(database)).put(draft_id, "U1", "T1", catalog)
 
-    other = CatalogStore(database)
+    other = CatalogStore(UnitsOfWork(database))
     assert other.cached(draft_id) is None
     loaded = await other.get(draft_id)
 
@@ -79,8 +80,8 @@ async def test_concurrent_misses_share_one_load_and_the_cache_forgets_the_least_
     catalog = Catalog("sap-odata", "S", "S", (obj("A"),))
     drafts = [await draft_of(database) for _ in range(3)]
     for draft_id in drafts:
-        await CatalogStore(database).put(draft_id, "U1", "T1", catalog)
-    store = CatalogStore(database, capacity=2)
+        await CatalogStore(UnitsOfWork(database)).put(draft_id, "U1", "T1", catalog)
+    store = CatalogStore(UnitsOfWork(database), capacity=2)
 
     first, second = await asyncio.gather(store.get(drafts[0]), store.get(drafts[0]))
     assert first is second

@@ -60,7 +60,8 @@ async def test_a_retried_slash_command_opens_one_wizard_with_one_draft(
 
     assert (retry.status, replay.status) == (200, 200)
     await settled(service)
-    assert fake_slack.call_count("views.open") == 1
+    assert [call.ok for call in fake_slack.calls("views.open")] == [True, False, False]
+    assert {call.answer["error"] for call in fake_slack.calls("views.open")[1:]} == {"exchanged_trigger_id"}
     await user.start()  # a new /ib new offers the draft the first one made
     await user.wait_step("resume")
     assert await count(service.database, Draft) == 1
