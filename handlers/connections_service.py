@@ -408,6 +408,7 @@ class ConnectionService:
             certificate = await asyncio.to_thread(
                 generate_certificate, f"Integration Builder {module_name} {environment}"
             )
+        now = self._clock()
         async with self._session() as session:
             env = await _environment(session, environment)
             row = await AdminRequests(session, self.box).create(
@@ -417,7 +418,8 @@ class ConnectionService:
                 environment=env,
                 provider=plugin.key,
                 note=note.strip(),
-                expires_at=self._clock() + self.request_lifetime,
+                created_at=now,
+                expires_at=now + self.request_lifetime,
                 certificate_pem=certificate.certificate_pem if certificate else None,
                 private_key=certificate.private_key_pem if certificate else None,
             )

@@ -806,11 +806,13 @@ class AdminRequests:
         environment: Environment,
         provider: str,
         note: str,
+        created_at: datetime,
         expires_at: datetime,
         certificate_pem: str | None = None,
         private_key: bytes | None = None,
     ) -> AdminRequest:
         row = AdminRequest(
+            created_at=created_at,
             requester_user_id=requester_user_id,
             admin_user_id=admin_user_id,
             integration_id=integration_id,

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.cap",
     "tests.fixtures.generated",
     "tests.fixtures.publish",
+    "tests.fixtures.connections",
 ]
