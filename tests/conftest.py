@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.generated",
     "tests.fixtures.publish",
     "tests.fixtures.connections",
+    "tests.fixtures.salesforce",
 ]

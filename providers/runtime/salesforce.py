@@ -1,0 +1,976 @@
+"""Salesforce REST client: what generated Salesforce drivers call.
+
+:class:`Client` (httpx.Client) and :class:`AsyncClient` (httpx.AsyncClient) share every line of
+protocol logic: each operation is a generator ("flow") that yields the HTTP calls it needs and
+receives their responses, so only the loop that performs the I/O differs between the twins.
+
+Decisions a caller may notice:
+
+- The connection: ``Connection.url`` is either the REST root with its version
+  (``https://org.my.salesforce.com/services/data/v62.0/``, what the Integration Manager hands out)
+  or the bare instance URL, which gets ``/services/data/v<api_version>/`` with the version the
+  package was generated for. Only bearer access tokens are accepted: the REST API knows no
+  user/password. Every link Salesforce returns is rebased onto the connection's origin, so the
+  token never travels to another host.
+- Queries are SOQL built from ``BasicFilter`` s. Values are always encoded by type: text is quoted
+  with every quote, backslash and control character escaped, and ``%``/``_`` escaped as well for
+  starts/ends with and contains (which become ``LIKE``); numbers, dates and booleans are formatted
+  from their Python values, never pasted. SOQL compares text case-insensitively, so the
+  ``*_IGNORE_CASE`` operators give the same query as their plain twins. An EQUAL/NOT_EQUAL filter
+  with a list, tuple or set value becomes ``IN``/``NOT IN``. ``advanced_filter`` is a WHERE
+  clause the app owns: it is put in parentheses and AND-ed with the basic filters.
+- Paging: pages below 200 records (Salesforce's smallest batch) query with ``LIMIT``/``OFFSET``;
+  their ``next_link`` is the same query with the next ``OFFSET``, which Salesforce allows up to
+  2,000 skipped records. Pages of 200 or more ask for that batch size and follow
+  ``nextRecordsUrl`` while whole batches fit into the page; their ``next_link`` is Salesforce's
+  cursor, which goes on as far as the data does (so iterating uses pages of 500). Such pages
+  carry Salesforce's ``totalSize`` as ``total_count`` when the query skipped nothing; ``count``
+  asks ``SELECT COUNT()``.
+- ``create`` POSTs the record and reads it back once, so it returns what Salesforce stored (Id,
+  defaults, auto numbers). ``update`` PATCHes, ``delete`` DELETEs; with an ``etag`` they send
+  ``If-Match`` and a stale one answers :class:`~.errors.Conflict`.
+- Attributes Salesforce does not let you write (per field, from describe) are never sent;
+  ``attributes_to_send`` (Python or wire names) limits a write further and sends ``None`` as null.
+  base64 fields are written, but not read: Salesforce answers queries with a link to the blob
+  instead of its content.
+- Errors (``[{"errorCode": ..., "message": ...}]``) map to :mod:`.errors`: REQUEST_LIMIT_EXCEEDED
+  is :class:`~.errors.RateLimited`, INVALID_SESSION_ID :class:`~.errors.Unauthorized` (the token
+  expired or was revoked: the caller gets a new one and calls again), NOT_FOUND and
+  ENTITY_IS_DELETED :class:`~.errors.NotFound`, INVALID_TYPE and INSUFFICIENT_ACCESS*
+  :class:`~.errors.Forbidden`, DUPLICATE_VALUE :class:`~.errors.Conflict`; an INVALID_FIELD that
+  names a field says the field no longer exists for this user, as it would after being removed
+  since the package was generated.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+from collections.abc import Callable, Generator, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from functools import partial
+from typing import Any, NamedTuple, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from .connection import BasicAuth, Connection
+from .errors import (
+    ConfigurationError,
+    Conflict,
+    Forbidden,
+    IntegrationError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    error_for_status,
+)
+from .query import BasicFilter, FilterOperator, OrderBy, Page
+from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
+
+__all__ = ["DEFAULT_API_VERSION", "AsyncClient", "Client", "soql_like", "soql_string"]
+
+DEFAULT_API_VERSION = "62.0"
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------------------------
+# SOQL literals
+# --------------------------------------------------------------------------------------------
+
+_STRING_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+)
+_LIKE_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "'": "\\'",
+        '"': '\\"',
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\b": "\\b",
+        "\f": "\\f",
+        "%": "\\%",
+        "_": "\\_",
+    }
+)
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def soql_string(value: Any) -> str:
+    """``value`` as a quoted SOQL string literal, every special character escaped.
+
+    For apps writing an ``advanced_filter``: ``f"Name = {soql_string(name)}"``.
+    """
+    text = value.value if isinstance(value, Enum) else value
+    return "'" + str(text).translate(_STRING_ESCAPES) + "'"
+
+
+def soql_like(value: Any, prefix: str = "", suffix: str = "") -> str:
+    """A quoted LIKE pattern matching ``value`` literally, between the wildcards given."""
+    text = value.value if isinstance(value, Enum) else value
+    return "'" + prefix + str(text).translate(_LIKE_ESCAPES) + suffix + "'"
+
+
+# --------------------------------------------------------------------------------------------
+# Values: wire <-> Python
+# --------------------------------------------------------------------------------------------
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _boolean_literal(value: Any) -> str:
+    return "true" if bool(value) else "false"
+
+
+def _integer_literal(value: Any) -> str:
+    return str(int(value))
+
+
+def _float(value: Any) -> float:
+    number = float(value)
+    if number - number != 0:
+        raise ValueError(f"Salesforce numbers cannot be {value!r}")
+    return number
+
+
+def _float_literal(value: Any) -> str:
+    return repr(_float(value))
+
+
+def _decimal(value: Any) -> Decimal:
+    # str() first: Decimal(0.1) would carry the binary float's 55 digits
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _decimal_json(value: Any) -> float:
+    # Salesforce keeps currency and percent as doubles (soapType xsd:double)
+    return _float(_decimal(value))
+
+
+def _decimal_literal(value: Any) -> str:
+    return format(_decimal(value), "f")
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _date_text(value: Any) -> str:
+    return _date(value).isoformat()
+
+
+def _datetime(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _datetime_json(value: Any) -> str:
+    return _datetime(value).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _datetime_literal(value: Any) -> str:
+    return _datetime(value).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _time(value: Any) -> time:
+    if isinstance(value, time):
+        return value.replace(tzinfo=None)
+    # Salesforce writes times of day as 13:30:00.000Z, with a nominal Z
+    return time.fromisoformat(str(value).removesuffix("Z"))
+
+
+def _time_text(value: Any) -> str:
+    moment = _time(value)
+    return f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+
+
+def _binary(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return base64.b64decode(str(value))
+
+
+def _base64(value: Any) -> str:
+    return base64.b64encode(_binary(value)).decode("ascii")
+
+
+def _no_literal(value: Any) -> str:
+    raise ValueError("Salesforce cannot filter on this kind of field")
+
+
+class _TypeCodec(NamedTuple):
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]  # Python -> JSON body value
+    literal: Callable[[Any], str]  # Python -> SOQL literal
+    selectable: bool = True
+
+
+_TEXT = _TypeCodec(str, str, soql_string)
+# anything Salesforce adds later passes through as JSON, as the generator types it
+_JSON = _TypeCodec(_identity, _identity, _no_literal)
+_TEXT_TYPES = (
+    "id",
+    "reference",
+    "string",
+    "textarea",
+    "email",
+    "phone",
+    "url",
+    "combobox",
+    "encryptedstring",
+    "picklist",
+    "multipicklist",
+)
+_TYPES: dict[str, _TypeCodec] = {
+    **dict.fromkeys(_TEXT_TYPES, _TEXT),
+    "boolean": _TypeCodec(bool, bool, _boolean_literal),
+    "int": _TypeCodec(int, int, _integer_literal),
+    "long": _TypeCodec(int, int, _integer_literal),
+    "double": _TypeCodec(float, _float, _float_literal),
+    "currency": _TypeCodec(_decimal, _decimal_json, _decimal_literal),
+    "percent": _TypeCodec(_decimal, _decimal_json, _decimal_literal),
+    "date": _TypeCodec(date.fromisoformat, _date_text, _date_text),
+    "datetime": _TypeCodec(_datetime, _datetime_json, _datetime_literal),
+    "time": _TypeCodec(_time, _time_text, _time_text),
+    "base64": _TypeCodec(_binary, _base64, _no_literal, selectable=False),
+}
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _enum_decoder(enum: type[Enum]) -> Callable[[Any], Any]:
+    lookup: dict[Any, Enum] = {}
+    for member in enum:
+        lookup[member.name] = member
+        lookup[member.value] = member
+
+    def decode(value: Any) -> Any:
+        # a picklist value added after generation must not make the record unreadable
+        return lookup.get(value, value)
+
+    return decode
+
+
+class _FieldCodec(NamedTuple):
+    field: FieldDescriptor
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]
+    literal: Callable[[Any], str]
+    selectable: bool
+
+
+def _enum_text(value: Any) -> str:
+    return str(_enum_value(value))
+
+
+def _enum_literal(value: Any) -> str:
+    return soql_string(_enum_value(value))
+
+
+def _multiple(codec: _TypeCodec) -> _TypeCodec:
+    """Multi-select picklists travel as one string, the values separated by semicolons."""
+    element_decode, element_encode = codec.decode, codec.encode
+
+    def decode(value: Any) -> list[Any]:
+        return [element_decode(v) for v in str(value).split(";") if v]
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str | Enum):
+            return str(element_encode(value))
+        return ";".join(str(element_encode(v)) for v in value)
+
+    return _TypeCodec(decode, encode, lambda value: soql_string(encode(value)))
+
+
+def _field_codec(field: FieldDescriptor) -> _FieldCodec:
+    codec = _TYPES.get(field.wire_type, _JSON)
+    if field.enum is not None:
+        codec = _TypeCodec(_enum_decoder(field.enum), _enum_text, _enum_literal, codec.selectable)
+    if field.collection:
+        codec = _multiple(codec)
+    return _FieldCodec(field, *codec)
+
+
+def _checked_name(name: str, what: str) -> str:
+    # names go into SOQL and URLs unquoted: only what Salesforce itself allows
+    if not _NAME.match(name):
+        raise ConfigurationError(f"{what} {name!r} is not a Salesforce API name")
+    return name
+
+
+class _ObjectCodec:
+    """Everything the client needs about one sObject, computed once."""
+
+    def __init__(self, obj: ObjectDescriptor) -> None:
+        self.obj = obj
+        self.name = _checked_name(obj.name, "object")
+        self.fields = tuple(_field_codec(f) for f in obj.fields)
+        for codec in self.fields:
+            _checked_name(codec.field.wire, f"{obj.name}: field")
+        self.by_wire = {c.field.wire: c for c in self.fields}
+        self.by_attr = {c.field.attr: c for c in self.fields}
+        self.readable = tuple(c for c in self.fields if c.selectable)
+        self.field_list = ", ".join(c.field.wire for c in self.readable) or "Id"
+        self.key = next((c for c in self.fields if c.field.key), None)
+
+    def field(self, name: Any) -> _FieldCodec:
+        wire = name.value if isinstance(name, Enum) else name
+        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
+        if codec is None:
+            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
+        return codec
+
+    def decode(self, row: Mapping[str, Any], etag: str | None) -> Any:
+        values: dict[str, Any] = {}
+        nulls: list[str] = []
+        for codec in self.fields:
+            raw = row.get(codec.field.wire) if codec.selectable else None
+            attr = codec.field.attr
+            if raw is None:
+                values[attr] = None
+                nulls.append(attr)
+            else:
+                values[attr] = codec.decode(raw)
+        record = self.obj.model(**values)
+        record._ib_set_meta(etag, frozenset(nulls))
+        return record
+
+    def body(self, record: Any, attributes_to_send: Sequence[str] | None, creating: bool) -> dict[str, Any]:
+        chosen = self.fields if attributes_to_send is None else [self.field(n) for n in attributes_to_send]
+        body: dict[str, Any] = {}
+        for codec in chosen:
+            if not (codec.field.creatable if creating else codec.field.updatable):
+                continue
+            value = getattr(record, codec.field.attr)
+            if value is not None:
+                body[codec.field.wire] = codec.encode(value)
+            elif attributes_to_send is not None:
+                body[codec.field.wire] = None
+        return body
+
+    def record_id(self, key: Mapping[str, Any]) -> str:
+        if self.key is None:
+            raise ValueError(f"{self.obj.name} has no Id: it cannot be read, updated or deleted by key")
+        names = {self.key.field.wire, self.key.field.attr}
+        unknown = sorted(set(key) - names)
+        if unknown:
+            raise ValueError(f"{self.obj.name}: {', '.join(unknown)} is not its key")
+        value = next((key[n] for n in names if n in key), None)
+        if value is None or not str(value).strip():
+            raise ValueError(f"{self.obj.name}: the key {self.key.field.wire!r} is missing")
+        return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+_ERROR_CLASSES: dict[str, type[IntegrationError]] = {
+    "REQUEST_LIMIT_EXCEEDED": RateLimited,
+    "INVALID_SESSION_ID": Unauthorized,
+    "NOT_FOUND": NotFound,
+    "ENTITY_IS_DELETED": NotFound,
+    "INVALID_TYPE": Forbidden,
+    "INSUFFICIENT_ACCESS": Forbidden,
+    "INSUFFICIENT_ACCESS_OR_READONLY": Forbidden,
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": Forbidden,
+    "API_DISABLED_FOR_ORG": Forbidden,
+    "API_CURRENTLY_DISABLED": Forbidden,
+    "DUPLICATE_VALUE": Conflict,
+    "DUPLICATES_DETECTED": Conflict,
+    "SERVER_UNAVAILABLE": ServiceUnavailable,
+}
+_NO_SUCH_COLUMN = re.compile(r"No such column '(\w+)' on (?:entity|sobject of type) '?(\w+)'?")
+_MAX_MESSAGE = 500
+_MAX_OFFSET = 2000
+
+
+def _error_details(response: httpx.Response) -> tuple[str, str | None]:
+    """Salesforce's message and errorCode from ``[{"errorCode", "message"}]`` (or an OAuth error)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return response.text.strip()[:_MAX_MESSAGE], None
+    first = body[0] if isinstance(body, list) and body else body
+    if not isinstance(first, dict):
+        return "", None
+    message = first.get("message") or first.get("error_description") or ""
+    code = first.get("errorCode") or first.get("error")
+    return " ".join(str(message).split())[:_MAX_MESSAGE], (str(code) if code else None)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (_datetime(when) - datetime.now(UTC)).total_seconds())
+
+
+def error_from_response(response: httpx.Response, what: str) -> IntegrationError:
+    """The :mod:`errors` exception for a failed Salesforce REST response."""
+    status = response.status_code
+    message, code = _error_details(response)
+    detail = message or response.reason_phrase or f"HTTP {status}"
+    cls = _ERROR_CLASSES.get(code or "") or error_for_status(status)
+    missing = _NO_SUCH_COLUMN.search(message) if code == "INVALID_FIELD" else None
+    if missing is not None:
+        detail = (
+            f"the field {missing[2]}.{missing[1]} does not exist in Salesforce for this user: it was "
+            "removed or renamed since this package was generated, or field-level security hides it; "
+            "regenerate the integration, or leave the attribute out"
+        )
+    elif code == "INVALID_SESSION_ID":
+        detail = f"the Salesforce session expired or was revoked ({detail}): get a new access token"
+    elif code == "INVALID_TYPE":
+        detail = f"this user cannot use the object ({detail}): it was removed, or the user has no access"
+    elif code == "NUMBER_OUTSIDE_VALID_RANGE":
+        detail = (
+            f"{detail} (Salesforce skips at most {_MAX_OFFSET:,} records with small pages: "
+            "iterate, or use pages of 200 or more, which follow Salesforce's cursor)"
+        )
+    text = f"{what}: {detail}"
+    if cls is RateLimited:
+        return RateLimited(
+            text, retry_after=_retry_after(response.headers.get("retry-after")), status=status, code=code
+        )
+    return cls(text, status=status, code=code)
+
+
+# --------------------------------------------------------------------------------------------
+# The shared protocol: flows that yield calls and receive responses
+# --------------------------------------------------------------------------------------------
+
+
+class _Call(NamedTuple):
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes | None
+    what: str
+
+
+_Flow = Generator[_Call, httpx.Response, T]
+
+_COMPARISONS = {
+    FilterOperator.EQUAL: "=",
+    FilterOperator.EQUAL_IGNORE_CASE: "=",
+    FilterOperator.NOT_EQUAL: "!=",
+    FilterOperator.GREATER: ">",
+    FilterOperator.GREATER_OR_EQUAL: ">=",
+    FilterOperator.LESS: "<",
+    FilterOperator.LESS_OR_EQUAL: "<=",
+}
+_WILDCARDS = {
+    FilterOperator.STARTS_WITH: ("", "%"),
+    FilterOperator.STARTS_WITH_IGNORE_CASE: ("", "%"),
+    FilterOperator.ENDS_WITH: ("%", ""),
+    FilterOperator.ENDS_WITH_IGNORE_CASE: ("%", ""),
+    FilterOperator.CONTAINS: ("%", "%"),
+    FilterOperator.CONTAINS_IGNORE_CASE: ("%", "%"),
+}
+_MIN_BATCH = 200  # Salesforce's smallest query batch
+_MAX_BATCH = 2000
+# what _page_soql appends, so a next_link's query can be continued
+_PAGE_SUFFIX = re.compile(r" LIMIT \d+(?: OFFSET \d+)?\Z| OFFSET \d+\Z")
+
+
+def _page_soql(base: str, skip: int, top: int) -> str:
+    soql = base
+    if top < _MIN_BATCH:
+        soql += f" LIMIT {top}"
+    if skip:
+        soql += f" OFFSET {skip}"
+    return soql
+
+
+def _decode_rows(codec: _ObjectCodec, rows: list[Any]) -> list[Any]:
+    return [codec.decode(row, None) for row in rows]
+
+
+def _api_root(url: str, api_version: str) -> str:
+    root = url if url.endswith("/") else url + "/"
+    if "/services/data/v" in root:
+        return root
+    return f"{root}services/data/v{api_version}/"
+
+
+class _Core:
+    """Protocol state and logic shared by :class:`Client` and :class:`AsyncClient`."""
+
+    def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
+        if isinstance(connection.auth, BasicAuth):
+            raise ConfigurationError(
+                f"{service.integration}: Salesforce's REST API takes an access token (BearerAuth), "
+                "not a user and password"
+            )
+        self.connection = connection
+        self.root = _api_root(connection.url, str(service.runtime.get("api_version") or DEFAULT_API_VERSION))
+        self.origin = httpx.URL(self.root)
+        self.headers = {"Accept": "application/json", **connection.headers, **connection.auth_headers()}
+        self.params = dict(connection.params)
+        self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
+
+    def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
+        entry = self._codecs.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            return entry[1]
+        codec = _ObjectCodec(obj)
+        self._codecs[id(obj)] = (obj, codec)
+        return codec
+
+    # --- requests and responses --------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> _Call:
+        merged = {**self.headers, **headers} if headers else self.headers
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            merged = {**merged, "Content-Type": "application/json"}
+        if self.params:
+            extra = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params.items())
+            url = f"{url}{'&' if '?' in url else '?'}{extra}"
+        return _Call(method, url, merged, content, what)
+
+    def rebase(self, link: str) -> str:
+        """A link Salesforce returned, resolved on the connection's origin."""
+        url = self.origin.join(link)
+        if (url.scheme, url.host, url.port) != (self.origin.scheme, self.origin.host, self.origin.port):
+            url = url.copy_with(scheme=self.origin.scheme, host=self.origin.host, port=self.origin.port)
+        return str(url)
+
+    def query_url(self, soql: str) -> str:
+        return f"{self.root}query?q={quote(soql, safe='')}"
+
+    def sobject_url(self, codec: _ObjectCodec, record_id: str | None = None) -> str:
+        url = f"{self.root}sobjects/{codec.name}/"
+        return url + quote(record_id, safe="") if record_id is not None else url
+
+    def transport_error(self, exc: httpx.HTTPError, call: _Call) -> ServiceUnavailable:
+        # only the host: the URL carries the query, and exception texts may echo it
+        host = self.origin.host + (f":{self.origin.port}" if self.origin.port else "")
+        if isinstance(exc, httpx.TimeoutException):
+            reason = f"no answer from {host} within {self.connection.timeout:g} s"
+        else:
+            reason = f"cannot reach {host} ({type(exc).__name__})"
+        return ServiceUnavailable(f"{call.what}: {reason}")
+
+    @staticmethod
+    def check(response: httpx.Response, what: str) -> None:
+        if response.status_code >= 400:
+            raise error_from_response(response, what)
+
+    def payload(self, response: httpx.Response, what: str) -> Any:
+        self.check(response, what)
+        try:
+            # decimals as Decimal: currency and percent keep the digits Salesforce sent
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            raise IntegrationError(
+                f"{what}: Salesforce answered with something that is not JSON "
+                f"({response.headers.get('content-type', 'no content type')})",
+                status=response.status_code,
+            ) from exc
+
+    def decoded(self, what: str, decode: Callable[[], T]) -> T:
+        try:
+            return decode()
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise IntegrationError(f"{what}: unexpected answer from Salesforce ({exc!r})") from exc
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def condition(self, codec: _ObjectCodec, condition: BasicFilter) -> str:
+        field = codec.field(condition.attribute)
+        wire, operator, value = field.field.wire, condition.operator, condition.value
+        wildcards = _WILDCARDS.get(operator)
+        if wildcards is not None:
+            return f"{wire} LIKE {soql_like(value, *wildcards)}"
+        comparison = _COMPARISONS[operator]
+        if value is None:
+            return f"{wire} {comparison} null"
+        many = isinstance(value, list | tuple | set | frozenset) and not field.field.collection
+        if many and operator in (FilterOperator.EQUAL, FilterOperator.NOT_EQUAL):
+            literals = ", ".join(field.literal(v) for v in value)
+            return f"{wire} {'IN' if operator is FilterOperator.EQUAL else 'NOT IN'} ({literals})"
+        return f"{wire} {comparison} {field.literal(value)}"
+
+    def where(self, codec: _ObjectCodec, filters: Sequence[BasicFilter], advanced_filter: str | None) -> str:
+        conditions = [self.condition(codec, f) for f in filters]
+        if advanced_filter and advanced_filter.strip():
+            # SOQL refuses AND and OR side by side without parentheses
+            conditions.append(f"({advanced_filter})" if conditions else advanced_filter)
+        return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+    def soql(
+        self,
+        codec: _ObjectCodec,
+        filters: Sequence[BasicFilter],
+        advanced_filter: str | None,
+        order_by: Sequence[OrderBy],
+        advanced_order_by: str | None,
+    ) -> str:
+        ordering = [
+            f"{codec.field(o.attribute).field.wire} {'DESC' if o.direction.value == 'desc' else 'ASC'}"
+            for o in order_by
+        ]
+        if advanced_order_by and advanced_order_by.strip():
+            ordering.append(advanced_order_by)
+        order = f" ORDER BY {', '.join(ordering)}" if ordering else ""
+        where = self.where(codec, filters, advanced_filter)
+        return f"SELECT {codec.field_list} FROM {codec.name}{where}{order}"  # noqa: S608 (values are escaped)
+
+    # --- flows -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter],
+        advanced_filter: str | None,
+        order_by: Sequence[OrderBy],
+        advanced_order_by: str | None,
+        skip: int,
+        top: int,
+    ) -> _Flow[Page[Any]]:
+        if skip < 0 or top < 0:
+            raise ValueError("skip and top must not be negative")
+        codec = self.codec(obj)
+        base = self.soql(codec, filters, advanced_filter, order_by, advanced_order_by)
+        return self._page(codec, base, skip, top)
+
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
+        if page.next_link is None:
+            raise ValueError(f"{obj.name}: this is the last page, there is no next one")
+        link = self.rebase(page.next_link)
+        skip = page.skip + len(page.items)
+        soql = httpx.URL(link).params.get("q")
+        if soql is None:  # Salesforce's cursor (nextRecordsUrl)
+            return self._page(self.codec(obj), None, skip, page.top, link, page.total_count)
+        return self._page(self.codec(obj), _PAGE_SUFFIX.sub("", soql), skip, page.top)
+
+    def _page(
+        self,
+        codec: _ObjectCodec,
+        base: str | None,
+        skip: int,
+        top: int,
+        cursor: str | None = None,
+        total: int | None = None,
+    ) -> _Flow[Page[Any]]:
+        what = f"search {codec.obj.name}"
+        if top == 0:
+            return Page([], total, None, skip, top, codec.obj.name)
+        small = top < _MIN_BATCH
+        headers = {} if small else {"Sforce-Query-Options": f"batchSize={min(top, _MAX_BATCH)}"}
+        if cursor is None:
+            assert base is not None
+            cursor = self.query_url(_page_soql(base, skip, top))
+            counted = not small and not skip
+        else:
+            counted = False
+        items: list[Any] = []
+        batch = 0
+        while True:
+            response = yield self.call("GET", cursor, what, headers)
+            payload = self.payload(response, what)
+            rows = payload.get("records") or []
+            items.extend(self.decoded(what, partial(_decode_rows, codec, rows)))
+            batch = batch or len(rows)
+            if counted and payload.get("totalSize") is not None:
+                total, counted = int(payload["totalSize"]), False
+            following = None if payload.get("done", True) else payload.get("nextRecordsUrl")
+            if not following:
+                break
+            cursor = self.rebase(str(following))
+            # A LIMIT query holds at most one page anyway. Otherwise whole batches only: a cut
+            # batch would lose the cursor's place.
+            if not small and (not batch or len(items) + batch > top):
+                return Page(items, total, cursor, skip, top, codec.obj.name)
+        more = small and base is not None and len(items) == top
+        next_link = self.query_url(_page_soql(base, skip + top, top)) if more and base else None
+        return Page(items, total, next_link, skip, top, codec.obj.name)
+
+    def count(
+        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter], advanced_filter: str | None
+    ) -> _Flow[int]:
+        codec = self.codec(obj)
+        what = f"count {obj.name}"
+        where = self.where(codec, filters, advanced_filter)
+        soql = f"SELECT COUNT() FROM {codec.name}{where}"  # noqa: S608 (values are escaped)
+        response = yield self.call("GET", self.query_url(soql), what)
+        payload = self.payload(response, what)
+        return self.decoded(what, lambda: int(payload["totalSize"]))
+
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> _Flow[Any]:
+        codec = self.codec(obj)
+        return self._read(codec, codec.record_id(key), f"get {obj.name}")
+
+    def _read(self, codec: _ObjectCodec, record_id: str, what: str) -> _Flow[Any]:
+        fields = quote(codec.field_list.replace(" ", ""), safe=",")
+        url = f"{self.sobject_url(codec, record_id)}?fields={fields}"
+        response = yield self.call("GET", url, what)
+        payload = self.payload(response, what)
+        return self.decoded(what, lambda: codec.decode(payload, response.headers.get("etag")))
+
+    def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None
+    ) -> _Flow[Any]:
+        codec = self.codec(obj)
+        what = f"create {obj.name}"
+        body = codec.body(record, attributes_to_send, creating=True)
+        response = yield self.call("POST", self.sobject_url(codec), what, body=body)
+        payload = self.payload(response, what)
+        record_id = self.decoded(what, lambda: str(payload["id"]))
+        if codec.obj.runtime.get("retrieveable", True):
+            return (yield from self._read(codec, record_id, what))
+        # objects Salesforce cannot read by Id (events and the like): what was sent, with the Id
+        key = codec.key.field.wire if codec.key is not None else "Id"
+        return self.decoded(what, lambda: codec.decode({**body, key: record_id}, None))
+
+    def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None,
+        etag: str | None,
+    ) -> _Flow[None]:
+        codec = self.codec(obj)
+        url = self.sobject_url(codec, codec.record_id(key))
+        body = codec.body(record, attributes_to_send, creating=False)
+        headers = {"If-Match": etag} if etag else None
+        response = yield self.call("PATCH", url, f"update {obj.name}", headers, body)
+        self.check(response, f"update {obj.name}")
+
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
+        codec = self.codec(obj)
+        url = self.sobject_url(codec, codec.record_id(key))
+        headers = {"If-Match": etag} if etag else None
+        response = yield self.call("DELETE", url, f"delete {obj.name}", headers)
+        self.check(response, f"delete {obj.name}")
+
+
+# --------------------------------------------------------------------------------------------
+# The clients: only the I/O differs
+# --------------------------------------------------------------------------------------------
+
+
+def _verify(connection: Connection) -> bool | ssl.SSLContext:
+    # httpx deprecates a CA bundle path as ``verify``; a context says the same
+    if isinstance(connection.verify, str):
+        return ssl.create_default_context(cafile=connection.verify)
+    return connection.verify
+
+
+def _result(stop: StopIteration) -> Any:
+    return stop.value
+
+
+class Client:
+    """Synchronous Salesforce client; use as a context manager or call close()."""
+
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
+    ) -> None:
+        self._core = _Core(connection, service)
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=connection.timeout, verify=_verify(connection))
+
+    def _send(self, call: _Call) -> httpx.Response:
+        request = self._http.build_request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            content=call.content,
+            timeout=self._core.connection.timeout,
+        )
+        try:
+            return self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc, call) from exc
+
+    def _run(self, flow: _Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(self._send(call))
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter] = (),
+        advanced_filter: str | None = None,
+        order_by: Sequence[OrderBy] = (),
+        advanced_order_by: str | None = None,
+        skip: int = 0,
+        top: int = 50,
+    ) -> Page[Any]:
+        """Up to ``top`` records after ``skip``, with a link to the next page."""
+        return self._run(
+            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+        )
+
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
+        """The page after ``page``; ValueError when ``page`` is the last one."""
+        return self._run(self._core.next_page(obj, page))
+
+    def count(
+        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
+    ) -> int:
+        """How many records match."""
+        return self._run(self._core.count(obj, filters, advanced_filter))
+
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+        """One record by Id; NotFound when it does not exist or was deleted."""
+        return self._run(self._core.get(obj, key))
+
+    def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+    ) -> Any:
+        """Create ``record`` and return it as Salesforce stored it."""
+        return self._run(self._core.create(obj, record, attributes_to_send))
+
+    def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Change the record with ``key``; Conflict when ``etag`` is stale."""
+        self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
+        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
+        self._run(self._core.delete(obj, key, etag))
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
+
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self._core = _Core(connection, service)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=_verify(connection))
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        request = self._http.build_request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            content=call.content,
+            timeout=self._core.connection.timeout,
+        )
+        try:
+            return await self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc, call) from exc
+
+    async def _run(self, flow: _Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(await self._send(call))
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    async def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter] = (),
+        advanced_filter: str | None = None,
+        order_by: Sequence[OrderBy] = (),
+        advanced_order_by: str | None = None,
+        skip: int = 0,
+        top: int = 50,
+    ) -> Page[Any]:
+        """Up to ``top`` records after ``skip``, with a link to the next page."""
+        return await self._run(
+            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+        )
+
+    async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
+        """The page after ``page``; ValueError when ``page`` is the last one."""
+        return await self._run(self._core.next_page(obj, page))
+
+    async def count(
+        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
+    ) -> int:
+        """How many records match."""
+        return await self._run(self._core.count(obj, filters, advanced_filter))
+
+    async def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+        """One record by Id; NotFound when it does not exist or was deleted."""
+        return await self._run(self._core.get(obj, key))
+
+    async def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+    ) -> Any:
+        """Create ``record`` and return it as Salesforce stored it."""
+        return await self._run(self._core.create(obj, record, attributes_to_send))
+
+    async def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Change the record with ``key``; Conflict when ``etag`` is stale."""
+        await self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+
+    async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
+        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
+        await self._run(self._core.delete(obj, key, etag))
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
