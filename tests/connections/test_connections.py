@@ -170,7 +170,7 @@ async def test_bad_values_are_refused_under_their_field_and_nothing_is_saved(
         ("two\nlines", "dev", "sap-odata", "name"),
         ("ok", "nowhere", "sap-odata", "environment"),
         ("ok", "dev", "oracle", "provider"),
-        ("ok", "dev", "salesforce", "provider"),
+        ("ok", "dev", "sharepoint", "provider"),
     ],
 )
 async def test_a_name_environment_or_provider_that_cannot_be_used_is_refused(

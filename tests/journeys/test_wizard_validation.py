@@ -39,9 +39,9 @@ async def test_every_provider_is_listed_and_one_not_built_yet_says_so(
         assert title in text
     draft = await draft_version(service.database, user.view["private_metadata"])
 
-    ack = await user.submit({"provider": "salesforce"})
+    ack = await user.submit({"provider": "sharepoint"})
 
-    assert "Salesforce is not available yet" in user.errors(ack)["provider"]
+    assert "SharePoint Online is not available yet" in user.errors(ack)["provider"]
     assert user.step == "provider"
     assert await draft_version(service.database, user.view["private_metadata"]) == draft
 
