@@ -396,7 +396,7 @@ class AuthorizationRequest:
     """One started authorization: send the user to ``url``; keep the rest (server-side, with the
     draft) until the callback, which must bring back ``state``."""
 
-    url: str
+    url: str = field(repr=False)  # carries the state
     login_url: str
     client_id: str
     redirect_uri: str

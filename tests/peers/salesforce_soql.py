@@ -138,7 +138,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 def decode_string(raw: str, like: bool = False) -> str:
-    """The text of a quoted SOQL literal; ``like`` keeps ``\\%`` and ``\\_`` escaped."""
+    """The text of a quoted SOQL literal; ``like`` keeps ``\\%``, ``\\_`` and ``\\\\`` escaped."""
     out: list[str] = []
     index = 0
     while index < len(raw):
@@ -148,10 +148,10 @@ def decode_string(raw: str, like: bool = False) -> str:
             index += 1
             continue
         escaped = raw[index + 1 : index + 2]
-        if escaped in _ESCAPES:
+        if like and escaped in ("%", "_", "\\"):
+            out.append("\\" + escaped)  # stays escaped for like_matcher
+        elif escaped in _ESCAPES:
             out.append(_ESCAPES[escaped])
-        elif escaped in ("%", "_") and like:
-            out.append("\\" + escaped)
         else:
             raise SoqlError(
                 "MALFORMED_QUERY", f"Invalid string literal: illegal character sequence '\\{escaped}'"
