@@ -252,10 +252,7 @@ def _enum_value(value: Any) -> Any:
 
 
 def _enum_decoder(enum: type[Enum]) -> Callable[[Any], Any]:
-    lookup: dict[Any, Enum] = {}
-    for member in enum:
-        lookup[member.name] = member
-        lookup[member.value] = member
+    lookup: dict[Any, Enum] = {member.value: member for member in enum}
 
     def decode(value: Any) -> Any:
         # a picklist value added after generation must not make the record unreadable
@@ -712,8 +709,9 @@ class _Core:
             # batch would lose the cursor's place.
             if not small and (not batch or len(items) + batch > top):
                 return Page(items, total, cursor, skip, top, codec.obj.name)
-        more = small and base is not None and len(items) == top
-        next_link = self.query_url(_page_soql(base, skip + top, top)) if more and base else None
+        next_link = None
+        if small and base is not None and len(items) == top:
+            next_link = self.query_url(_page_soql(base, skip + top, top))
         return Page(items, total, next_link, skip, top, codec.obj.name)
 
     def count(
