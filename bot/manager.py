@@ -11,20 +11,28 @@ the integration is not deployed to the token's environment; 409 when it has no (
 connection there, saying which integration, which environment and how to fix it. The generated
 package raises 404/409 as its ``ConfigurationError``.
 
-Nothing is cached here: every request verifies its token (a revoked token is refused at once)
-and reads the association, so any number of replicas answer alike and a change is visible to the
-next request. Answers carry ``Cache-Control: no-store``: they hold credentials.
+Each replica keeps an answer for a few seconds (``RUNTIME_CACHE_SECONDS``, see
+``ConnectionService.runtime_answer``), so a burst of app starts costs the database one read:
+a change made elsewhere (another replica, the CLI, a revoked token) reaches every replica within
+those seconds, which is short beside the ``expires_in`` the packages keep answers for anyway.
+Answers carry ``Cache-Control: no-store``: they hold credentials.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 
 from bot.app_keys import DATABASE, SECRET_BOX, SETTINGS
-from handlers.connections_service import ConnectionService, ConnectionServiceError, RuntimeLookupError
+from handlers.connections_service import (
+    DEFAULT_EXPIRES_IN_S,
+    ConnectionService,
+    ConnectionServiceError,
+    RuntimeLookupError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +43,24 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 _STATUS: Final = {"unauthorized": 401, "not_deployed": 404, "no_connection": 409, "unusable": 409}
 
 
-def install_manager(app: web.Application) -> None:
-    """The runtime API routes; without a secret box (``create_app(..., secret_box=None)``) they
-    answer 503, since no connection secret could be read."""
-    if SECRET_BOX in app:
-        app[_SERVICE] = ConnectionService(app[DATABASE], app[SECRET_BOX], admins=app[SETTINGS].admins)
-    app.router.add_get(PREFIX + "/integrations/{module}/connection", connection)
+def manager_installer(expires_in: int = DEFAULT_EXPIRES_IN_S) -> Callable[[web.Application], None]:
+    """The runtime API routes; answers without an ``expires_in`` of their own get ``expires_in``.
+
+    Without a secret box (``create_app(..., secret_box=None)``) they answer 503, since no
+    connection secret could be read.
+    """
+
+    def install(app: web.Application) -> None:
+        if SECRET_BOX in app:
+            app[_SERVICE] = ConnectionService(
+                app[DATABASE], app[SECRET_BOX], admins=app[SETTINGS].admins, runtime_expires_in=expires_in
+            )
+        app.router.add_get(PREFIX + "/integrations/{module}/connection", connection)
+
+    return install
+
+
+install_manager = manager_installer()
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ DEFAULT_REQUEST_LIFETIME: Final = timedelta(days=7)
 # How long a generated package may use an answer before asking again: a changed password or a
 # new association reaches running apps within this time.
 DEFAULT_EXPIRES_IN_S: Final = 300
+RUNTIME_CACHE_SECONDS: Final = 5.0
+_CACHE_LIMIT: Final = 10_000  # entries; one per live token and integration it asked for
 # The audit log's actor for changes nobody clicked (an expiry found on read or by a sweep).
 SYSTEM_ACTOR: Final = "system"
 CONNECTION_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
@@ -183,14 +186,22 @@ class ConnectionService:
         admins: Collection[str] = (),
         providers: Callable[[str], Provider] = get_provider,
         request_lifetime: timedelta = DEFAULT_REQUEST_LIFETIME,
+        runtime_expires_in: int = DEFAULT_EXPIRES_IN_S,
+        runtime_cache_seconds: float = RUNTIME_CACHE_SECONDS,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.database = database
         self.box = box
         self.admins = frozenset(admins)
         self._providers = providers
         self.request_lifetime = request_lifetime
+        self.runtime_expires_in = runtime_expires_in
+        self.runtime_cache_seconds = runtime_cache_seconds
         self._clock = clock
+        self._monotonic = monotonic
+        # (token hash, module) -> (when cached, answer); see runtime_answer.
+        self._answers: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     # -- connections ------------------------------------------------------------------------
 
@@ -287,7 +298,7 @@ class ConnectionService:
         checked = await self._check(plugin, values, row.settings, stored)
         test = await _passing_test(plugin, checked)
         changed = checked.changed_from(row.settings)
-        async with self._session() as session:
+        async with self._changing_answers() as session:
             env = await _environment(session, environment)
             row = await _connection(session, self.box, env, name)
             connections = Connections(session, self.box)
@@ -355,7 +366,7 @@ class ConnectionService:
         team_id: str | None = None,
     ) -> AssociationSummary:
         """Let the integration deployed as ``module_name`` use the connection in ``environment``."""
-        async with self._session() as session:
+        async with self._changing_answers() as session:
             await self._require_role(session, actor, environment)
             env = await _environment(session, environment)
             integration = await _deployed(session, env, module_name, team_id)
@@ -474,7 +485,7 @@ class ConnectionService:
         plugin = self._provider(row.provider)
         checked = await self._check(plugin, values, generated_values, generated_secrets)
         test = await _passing_test(plugin, checked)
-        async with self._session() as session:
+        async with self._changing_answers() as session:
             requests = AdminRequests(session, self.box)
             now = self._clock()
             if not await requests.change_status(
@@ -563,13 +574,34 @@ class ConnectionService:
 
     async def runtime_answer(self, token: str, module_name: str) -> dict[str, Any]:
         """What the Integration Manager answers a generated package: its connection in the
-        environment the runtime token belongs to, with ``expires_in`` seconds.
+        environment the runtime token belongs to, with ``expires_in`` seconds (the provider's,
+        e.g. an access token's lifetime, else ``runtime_expires_in``).
 
         Environments (and their tokens and package indexes) are shared by every workspace of this
         installation, and an environment's index serves one package per module name, so the
         token's environment and ``module_name`` name exactly one integration.
+
+        Answers are kept in this process for ``runtime_cache_seconds`` (5): the database is read
+        at most once per token, integration and period, whatever the number of app processes.
+        Changes made through this service drop them at once; changes elsewhere (another replica,
+        the CLI, a token revocation) are seen within that period. Refusals are never kept.
         """
-        async with self._session() as session:
+        key = (RuntimeTokens.hash(token), module_name)
+        now = self._monotonic()
+        cached = self._answers.get(key)
+        if cached is not None and now - cached[0] < self.runtime_cache_seconds:
+            cached_at, answer = cached
+            age = int(now - cached_at)
+            return {**answer, "expires_in": max(1, int(answer["expires_in"]) - age)}
+        answer = await self._runtime_lookup(token, module_name)
+        if self.runtime_cache_seconds > 0:
+            if len(self._answers) >= _CACHE_LIMIT:
+                self._answers.clear()
+            self._answers[key] = (now, answer)
+        return dict(answer)
+
+    async def _runtime_lookup(self, token: str, module_name: str) -> dict[str, Any]:
+        async with self._session(read_only=True) as session:
             found = await RuntimeTokens(session).verify(token)
             if found is None:
                 raise RuntimeLookupError(
@@ -603,15 +635,22 @@ class ConnectionService:
             raise RuntimeLookupError(
                 f"connection {row.name!r} of {module_name!r} in {env.name!r} is unusable: {error}", "unusable"
             ) from None
-        answer.setdefault("expires_in", DEFAULT_EXPIRES_IN_S)
+        answer.setdefault("expires_in", self.runtime_expires_in)
         return answer
 
     # -- helpers ---------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def _changing_answers(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that may change runtime answers: they are dropped once it committed."""
+        async with self._session() as session:
+            yield session
+        self._answers.clear()
+
+    @asynccontextmanager
+    async def _session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         try:
-            async with self.database.session() as session:
+            async with self.database.reader() if read_only else self.database.session() as session:
                 yield session
         except StorageError as error:
             raise ConnectionServiceError(str(error)) from None
@@ -971,6 +1010,7 @@ def _certificate_filename(module: str, environment: str) -> str:
 __all__ = (
     "DEFAULT_EXPIRES_IN_S",
     "DEFAULT_REQUEST_LIFETIME",
+    "RUNTIME_CACHE_SECONDS",
     "AdminRequestSummary",
     "AssociationSummary",
     "CompletedRequest",

@@ -14,7 +14,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.engine import DEFAULT_DATABASE_URL, create_engine
+from storage.engine import DEFAULT_DATABASE_URL, READ_ONLY, create_engine
 from storage.migrate import upgrade_engine
 
 # Readiness probes give up after a few seconds; a database slower than that is not ready.
@@ -39,6 +39,16 @@ class Database:
         """One unit of work: committed at the end of the block, rolled back if it raises."""
         async with self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads (a consistent snapshot). On SQLite it takes no write
+        lock, unlike :meth:`session`, so hot read paths (the runtime API) run side by side with
+        each other and with writers. Writing through it is a programming error."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
+            async with AsyncSession(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
 
     async def ping(self) -> None:
         """Raise if the database does not answer a trivial query within PING_TIMEOUT_S seconds."""

@@ -4,7 +4,9 @@ SQLite (the embedded default) gets WAL, foreign keys and a busy timeout on every
 every transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then
 writes fails at once with "database is locked" when another connection wrote in between, whereas
 an immediate one waits for the busy timeout. SQLite serialises writers anyway, and units of work
-are short, so the lost read concurrency is not felt.
+are short, so the lost read concurrency is not felt, except on hot read-only paths: connections
+carrying the :data:`READ_ONLY` execution option (``Database.reader()``) begin a plain deferred
+transaction, which in WAL mode reads its snapshot beside any writer and takes no lock.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ib.db"
+READ_ONLY = "ib_read_only"  # execution option of connections that never write
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
@@ -47,6 +50,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
         # AUTOCOMMIT connections (health probes) want no transaction, least of all a write lock.
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")

@@ -10,7 +10,7 @@ import pytest
 
 from bot.manager import install_manager
 from generator.publisher import Publisher, deploy
-from handlers.connections_service import ConnectionService
+from handlers.connections_service import RUNTIME_CACHE_SECONDS, ConnectionService, RuntimeLookupError
 from providers.model import Catalog
 from storage import Database, Environments, RuntimeTokens, SecretBox, generate_key
 from tests.fixtures.connections import add_environment, publish, runtime_token, serving
@@ -110,7 +110,6 @@ async def test_a_request_without_a_live_token_gets_401(
 async def test_a_revoked_token_gets_401(shop_everywhere: Shop, manager: httpx.AsyncClient) -> None:
     shop = shop_everywhere
     await shop.connections.associate(ADMIN, module_name="shop", environment="qa", connection_name="cap-qa")
-    assert (await ask(manager, shop.qa_token)).status_code == 200
 
     async with shop.database.session() as session:
         assert await RuntimeTokens(session).revoke(shop.qa_token_id)
@@ -120,6 +119,33 @@ async def test_a_revoked_token_gets_401(shop_everywhere: Shop, manager: httpx.As
     assert refused.json() == {
         "error": "the runtime token is unknown or revoked; create one with `ib env token create ENV`"
     }
+
+
+async def test_answers_are_kept_a_few_seconds_and_changes_made_through_the_service_drop_them(
+    shop_everywhere: Shop, database: Database, secret_box: SecretBox, cap_server: CapServer
+) -> None:
+    shop, now = shop_everywhere, [1000.0]
+    replica = ConnectionService(database, secret_box, admins=[ADMIN], monotonic=lambda: now[0])
+    quinn = {"url": cap_server.v2_url, "user": "quinn", "password": cap_server.users["quinn"]}
+
+    await replica.associate(ADMIN, module_name="shop", environment="qa", connection_name="cap-qa")
+    assert (await replica.runtime_answer(shop.qa_token, "shop"))["auth"]["user"] == "quinn"
+    await replica.edit_connection(
+        ADMIN, environment="qa", name="cap-qa", values={**quinn, "sap_client": "300"}
+    )
+    assert (await replica.runtime_answer(shop.qa_token, "shop"))["params"] == {"sap-client": "300"}
+
+    # Changes elsewhere (another replica, the CLI, a revocation) show after RUNTIME_CACHE_SECONDS.
+    await shop.connections.edit_connection(ADMIN, environment="qa", name="cap-qa", values=quinn)
+    async with database.session() as session:
+        assert await RuntimeTokens(session).revoke(shop.qa_token_id)
+    now[0] += RUNTIME_CACHE_SECONDS - 1
+    kept = await replica.runtime_answer(shop.qa_token, "shop")
+    assert (kept["params"], kept["expires_in"]) == ({"sap-client": "300"}, 300 - (RUNTIME_CACHE_SECONDS - 1))
+    now[0] += 1
+    with pytest.raises(RuntimeLookupError) as refused:
+        await replica.runtime_answer(shop.qa_token, "shop")
+    assert refused.value.reason == "unauthorized"
 
 
 async def test_a_missing_association_says_which_integration_environment_and_how_to_fix_it(

@@ -87,7 +87,7 @@ async def test_an_app_gets_each_environments_connection_from_the_manager(
         await deploy(
             database, team_id=TEAM, module_name=CAP_MODULE, environment="qa", actor=ADMIN, admins=[ADMIN]
         )
-        qa_token_id, qa_token = await runtime_token(database, "qa")
+        _, qa_token = await runtime_token(database, "qa")
         unconnected = await run_app(python, base_url, qa_token, 810_002)
 
         await connections.create_connection(
@@ -102,9 +102,11 @@ async def test_an_app_gets_each_environments_connection_from_the_manager(
         in_qa = await run_app(python, base_url, qa_token, 810_003)
         qa_users = await asyncio.to_thread(cap_users, cap_server)
 
+        # A token the manager answered keeps its answer for RUNTIME_CACHE_SECONDS; this one is new.
+        revoked_id, revoked_token = await runtime_token(database, "qa")
         async with database.session() as session:
-            await RuntimeTokens(session).revoke(qa_token_id)
-        revoked = await run_app(python, base_url, qa_token, 810_004)
+            await RuntimeTokens(session).revoke(revoked_id)
+        revoked = await run_app(python, base_url, revoked_token, 810_004)
 
     assert in_dev["total"] >= 1200
     assert (in_dev["listed"], in_dev["created"], in_dev["created_by"]) == (3, 810_001, "alice")
