@@ -241,7 +241,7 @@ class ConnectionService:
         values: Mapping[str, str],
         name: str | None = None,
     ) -> ConnectionTestResult:
-        """ "Test connection" before saving: validate and test, store nothing. With ``name`` (an
+        """The "Test connection" button: validate and test, store nothing. With ``name`` (an
         edit), secret fields left blank take the stored values of that connection."""
         async with self._session() as session:
             await self._require_role(session, actor, environment)
@@ -450,19 +450,17 @@ class ConnectionService:
 
     async def get_admin_request(self, actor: str, request_id: str) -> AdminRequestSummary:
         """The request, for its requester or its administrator; an overdue one reads as expired."""
-        async with self._session() as session:
-            row = await self._request(session, request_id)
-            if actor not in (row.requester_user_id, row.admin_user_id):
-                raise ConnectionServiceError("this admin request is between two other people")
-            return await self._request_summary(session, row)
+        row = await self._current_request(request_id)
+        if actor not in (row.requester_user_id, row.admin_user_id):
+            raise ConnectionServiceError("this admin request is between two other people")
+        return await self._summarize_request(row)
 
     async def open_admin_request(self, actor: str, request_id: str) -> AdminRequestSummary:
         """The request the "Provide connection details" button opens: only for the addressed
         administrator and only while it is pending (the modal asks for connection_fields)."""
-        async with self._session() as session:
-            row = await self._request(session, request_id)
-            _require_pending_for_admin(row, actor)
-            return await self._request_summary(session, row)
+        row = await self._current_request(request_id)
+        _require_pending_for_admin(row, actor)
+        return await self._summarize_request(row)
 
     async def complete_admin_request(
         self, actor: str, request_id: str, *, name: str, values: Mapping[str, str]
@@ -473,26 +471,25 @@ class ConnectionService:
         correct the values and submit again.
         """
         name = _connection_name(name)
-        async with self._session() as session:
-            row = await self._request(session, request_id)
-            _require_pending_for_admin(row, actor)
-            private_key = AdminRequests(session, self.box).read_private_key(row)
+        row = await self._current_request(request_id)
+        _require_pending_for_admin(row, actor)
         generated_values: dict[str, str] = {}
         generated_secrets: dict[str, str] = {}
-        if row.certificate_pem is not None and private_key is not None:
+        if row.certificate_pem is not None and row.private_key is not None:
             generated_values[CERTIFICATE_FIELD] = row.certificate_pem
-            generated_secrets[PRIVATE_KEY_FIELD] = private_key.decode("ascii")
+            generated_secrets[PRIVATE_KEY_FIELD] = self.box.decrypt(row.private_key).decode("ascii")
         plugin = self._provider(row.provider)
         checked = await self._check(plugin, values, generated_values, generated_secrets)
         test = await _passing_test(plugin, checked)
         async with self._changing_answers() as session:
             requests = AdminRequests(session, self.box)
             now = self._clock()
+            # Conditional: of two submissions racing (a double click), one completes the request;
+            # and one that outlasted the expiry while testing completes nothing.
             if not await requests.change_status(
-                request_id, from_status="pending", to_status="completed", completed_at=now
+                request_id, from_status="pending", to_status="completed", unexpired_at=now, completed_at=now
             ):
-                current = await self._request(session, request_id)
-                raise ConnectionServiceError(_not_pending(current))
+                raise ConnectionServiceError(_not_pending(await self._request(session, request_id)))
             env = await session.get(Environment, row.environment_id)
             integration = await session.get(Integration, row.integration_id) if row.integration_id else None
             if env is None or integration is None:
@@ -529,12 +526,12 @@ class ConnectionService:
 
     async def cancel_admin_request(self, actor: str, request_id: str) -> AdminRequestSummary:
         """Withdraw a pending request; only its requester may."""
+        row = await self._current_request(request_id)
+        if actor != row.requester_user_id:
+            raise ConnectionServiceError(
+                f"only <@{row.requester_user_id}>, who asked, can cancel this request"
+            )
         async with self._session() as session:
-            row = await self._request(session, request_id)
-            if actor != row.requester_user_id:
-                raise ConnectionServiceError(
-                    f"only <@{row.requester_user_id}>, who asked, can cancel this request"
-                )
             if not await AdminRequests(session, self.box).change_status(
                 request_id, from_status="pending", to_status="cancelled"
             ):
@@ -545,7 +542,7 @@ class ConnectionService:
                 subject_type="admin_request",
                 subject_id=request_id,
             )
-            return await self._request_summary(session, await self._request(session, request_id))
+        return await self._summarize_request(await self._current_request(request_id))
 
     async def expire_admin_requests(self) -> list[AdminRequestSummary]:
         """Mark every overdue pending request expired (a periodic sweep); return them, e.g. to
@@ -749,6 +746,16 @@ class ConnectionService:
             last_test_message=row.last_test_message,
             used_by=tuple(i.module_name for i in users),
         )
+
+    async def _current_request(self, request_id: str) -> AdminRequest:
+        """The request, read in a unit of work of its own, so marking an overdue one expired is
+        committed even when the caller then refuses."""
+        async with self._session() as session:
+            return await self._request(session, request_id)
+
+    async def _summarize_request(self, row: AdminRequest) -> AdminRequestSummary:
+        async with self._session(read_only=True) as session:
+            return await self._request_summary(session, row)
 
     async def _request(self, session: AsyncSession, request_id: str) -> AdminRequest:
         """The request; a pending one past its expiry is marked expired first."""

@@ -832,14 +832,24 @@ class AdminRequests:
         return self.box.decrypt(request.private_key) if request.private_key is not None else None
 
     async def change_status(
-        self, request_id: str, *, from_status: str, to_status: str, **values: Any
+        self,
+        request_id: str,
+        *,
+        from_status: str,
+        to_status: str,
+        unexpired_at: datetime | None = None,
+        **values: Any,
     ) -> bool:
-        """Move the request from ``from_status`` to ``to_status``; False when it was not in
-        ``from_status`` any more (someone else changed it first)."""
+        """Move the request from ``from_status`` to ``to_status`` (with ``unexpired_at``, only if
+        it expires after then); False when it was not in ``from_status`` any more (someone else
+        changed it first) or has expired."""
+        condition = (AdminRequest.id == request_id) & (AdminRequest.status == from_status)
+        if unexpired_at is not None:
+            condition &= AdminRequest.expires_at > unexpired_at
         changed = await _rowcount(
             self.session,
             update(AdminRequest)
-            .where(AdminRequest.id == request_id, AdminRequest.status == from_status)
+            .where(condition)
             .values(status=to_status, **values)
             .execution_options(synchronize_session=False),
         )

@@ -3,8 +3,10 @@ requester cancels, and a generated certificate whose private key stays in the se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -122,6 +124,27 @@ async def test_an_expired_request_cannot_be_completed(
     assert await later.expire_admin_requests() == []
     assert await later.admin_requests_for(CAROL) == []
     assert await later.list_connections("dev") == []
+
+
+@pytest.mark.usefixtures("shop_in_dev")
+async def test_a_request_that_expires_while_its_connection_is_tested_saves_nothing(
+    database: Database, secret_box: SecretBox, private_urls: None, cap_server: CapServer
+) -> None:
+    now = [utcnow()]
+
+    class SlowSapOData(SapODataProvider):
+        async def test_connection(self, values: Mapping[str, str], secrets: Mapping[str, str]) -> Any:
+            now[0] += timedelta(days=8)  # the administrator's test outlasts the request
+            return await super().test_connection(values, secrets)
+
+    slow = SlowSapOData()
+    connections = ConnectionService(database, secret_box, providers=lambda key: slow, clock=lambda: now[0])
+    request = await connections.request_admin(ALICE, admin=CAROL, module_name="shop", environment="dev")
+
+    with pytest.raises(ConnectionServiceError, match="this request expired on"):
+        await connections.complete_admin_request(CAROL, request.id, name="cap", values=cap_values(cap_server))
+    assert (await connections.get_admin_request(CAROL, request.id)).status == "expired"
+    assert await connections.list_connections("dev") == []
 
 
 @pytest.mark.usefixtures("shop_in_dev")
