@@ -20,15 +20,11 @@ Generated packages talk to Salesforce through ``providers/runtime/salesforce.py`
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import io
 import json
 import os
 import re
-import secrets
-import ssl
 import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +63,15 @@ from providers.model import (
     EnumType,
     ObjectDef,
     ValueType,
+)
+from providers.oauth import (
+    DEFAULT_HTTP,
+    HttpOptions,
+    b64url,
+    new_state,
+    pkce_challenge,
+    pkce_verifier,
+    state_matches,
 )
 from providers.runtime.salesforce import DEFAULT_API_VERSION
 
@@ -206,23 +211,6 @@ def callback_url(base_url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class HttpOptions:
-    """How the service reaches Salesforce: TLS trust (``verify``: a CA bundle path in tests),
-    private addresses (``allow_private=None`` follows ``IB_ALLOW_PRIVATE_URLS``), time per request."""
-
-    verify: bool | str = True
-    allow_private: bool | None = None
-    timeout_s: float = 30.0
-
-    def tls(self) -> bool | ssl.SSLContext:
-        # httpx deprecates a CA bundle path as ``verify``; a context says the same
-        return ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
-
-
-DEFAULT_HTTP: Final = HttpOptions()
-
-
-@dataclass(frozen=True, slots=True)
 class SalesforceTokens:
     """What Salesforce's token endpoint answered."""
 
@@ -308,10 +296,6 @@ def _login_problem(error: str, description: str) -> str:
     return f"Salesforce refused the login ({said})"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def jwt_assertion(
     consumer_key: str, username: str, audience: str, private_key_pem: str | bytes, *, now: float | None = None
 ) -> str:
@@ -329,10 +313,10 @@ def jwt_assertion(
     header = {"alg": "RS256", "typ": "JWT"}
     claims = {"iss": consumer_key, "sub": username, "aud": audience, "exp": int(issued) + JWT_LIFETIME_S}
     signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
     )
     signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
+    return f"{signing_input}.{b64url(signature)}"
 
 
 async def jwt_bearer_login(
@@ -351,21 +335,6 @@ async def jwt_bearer_login(
 # --------------------------------------------------------------------------------------------
 # Design-time authorization: OAuth 2.0 web server flow with PKCE
 # --------------------------------------------------------------------------------------------
-
-
-def pkce_verifier() -> str:
-    """A new PKCE code verifier: 86 unreserved characters (RFC 7636 allows 43 to 128)."""
-    return secrets.token_urlsafe(64)
-
-
-def pkce_challenge(verifier: str) -> str:
-    """The S256 code challenge of ``verifier``."""
-    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
-
-
-def new_state() -> str:
-    """An unguessable ``state`` that ties the callback to the authorization that started it."""
-    return secrets.token_urlsafe(32)
 
 
 def authorize_url(
@@ -419,8 +388,7 @@ def authorization_code(params: Mapping[str, str], expected_state: str) -> str:
     AuthorizationError for a forged or stale ``state`` (checked first, so a forged callback
     learns nothing), denied consent (``error=access_denied``) and any other error Salesforce sent.
     """
-    received = params.get("state") or ""
-    if not expected_state or not hmac.compare_digest(received.encode(), expected_state.encode()):
+    if not state_matches(params.get("state"), expected_state):
         raise AuthorizationError(
             "this Salesforce authorization does not belong to your current wizard (forged or stale "
             "state): press Authorize Salesforce again"
@@ -788,19 +756,10 @@ class SalesforceProvider:
             source_sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         )
 
-    def _session(self) -> requests.Session | None:
-        if self._http.verify is True:
-            return None
-        session = requests.Session()
-        # REQUESTS_CA_BUNDLE would override verify otherwise
-        session.trust_env = False
-        session.verify = self._http.verify
-        return session
-
     def _describe_live(
         self, instance: str, token: str, version: str, wanted: list[str]
     ) -> tuple[list[Mapping[str, Any]], Any]:
-        session = self._session()
+        session = self._http.requests_session()
         try:
             sf = Salesforce(instance_url=instance, session_id=token, version=version, session=session)
             describe_global = sf.describe(timeout=self._http.timeout_s) or {}

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.publish",
     "tests.fixtures.connections",
     "tests.fixtures.salesforce",
+    "tests.fixtures.microsoft",
 ]
