@@ -46,8 +46,10 @@ from bot.manifest import BOT_SCOPES
 from generator.publisher import Publisher
 from handlers import HANDLER_MODULES
 from handlers.catalogs import CatalogStore
+from handlers.drafts import DraftStore
+from handlers.module_names import ModuleNames
 from handlers.services import Services
-from handlers.tasks import ACK_SENT
+from handlers.tasks import ACK_SENT, BackgroundTasks
 from handlers.units import UnitsOfWork
 from storage import Database
 
@@ -115,11 +117,15 @@ class SlackBot:
         self.client = self.app.client
         use_slack_api(self.client, settings)
         units = UnitsOfWork(database)
+        tasks = BackgroundTasks()
         self.services = Services(
             database=database,
             units=units,
             publisher=publisher,
             catalogs=CatalogStore(units),
+            drafts=DraftStore(units, tasks),
+            module_names=ModuleNames(units, tasks),
+            tasks=tasks,
             slack_api_url=settings.slack_api_url,
             metadata_max_bytes=settings.metadata_max_bytes,
         )
@@ -166,9 +172,14 @@ class SlackBot:
             context={ACK_SENT: ack_sent},
         )
         response = await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
-        await response.prepare(request)
-        await response.write_eof()
-        ack_sent.set()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            # Slack stopped waiting (3 s) and closed the connection: the ack is lost, not an error here.
+            log.warning("Slack hung up before the ack of a request could be sent")
+        finally:
+            ack_sent.set()
         return response
 
     async def handle_install(self, request: web.Request) -> web.Response:

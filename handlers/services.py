@@ -16,6 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from generator.publisher import Publisher
 from handlers.catalogs import CatalogStore
+from handlers.drafts import DraftStore
+from handlers.module_names import ModuleNames
 from handlers.tasks import BackgroundTasks
 from handlers.units import UnitsOfWork
 from storage import Database
@@ -91,8 +93,10 @@ class Services:
     units: UnitsOfWork  # how listeners read and write the database (handlers/units.py)
     publisher: Publisher
     catalogs: CatalogStore
+    drafts: DraftStore
+    module_names: ModuleNames
+    tasks: BackgroundTasks
     slack_api_url: str  # files shared with the app are downloaded only from Slack's own host
-    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     subcommands: Subcommands = field(default_factory=Subcommands)
     metadata_max_bytes: int = SLACK_FILE_MAX_BYTES
     environment: str = "dev"  # the wizard publishes to the development environment only

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.errors import GenerationError
 from generator.publisher import PublishRefused
 from generator.spec import IntegrationSpec
 from handlers.catalogs import writable
 from handlers.customize import CustomizeError
+from handlers.drafts import DraftCopy
 from handlers.services import CommandRequest, Services
 from handlers.sources import read_catalog
 from handlers.tasks import after_ack
@@ -67,13 +66,8 @@ from handlers.wizard_steps import (
 )
 from providers.base import ProviderError, all_providers
 from providers.model import Catalog
-from storage import Drafts, Integrations, StaleDraft
-from storage.models import Draft
 
 log = logging.getLogger(__name__)
-
-Check = Callable[[AsyncSession], Awaitable[Errors | None]]
-RECENT_DRAFTS = 1024
 
 SHORTCUT = "create_integration"
 RESUME_ACTION = "wizard_resume"
@@ -94,8 +88,7 @@ class Wizard:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        # This process's last copy of recently used drafts: spares the ack path a read.
-        self._recent: OrderedDict[str, Draft] = OrderedDict()
+        self.drafts = services.drafts
 
     # Opening
 
@@ -110,29 +103,15 @@ class Wizard:
             opened = await client.views_open(trigger_id=trigger_id, view=loading_view(""))
         except SlackApiError as error:
             code = error.response.get("error")
-            log.log(
-                logging.INFO if code == "exchanged_trigger_id" else logging.WARNING,
-                "wizard not opened: %s",
-                code,
-            )
+            level = logging.INFO if code == "exchanged_trigger_id" else logging.WARNING
+            log.log(level, "wizard not opened: %s", code)
             return
         shown = opened["view"]
-        async with self.services.units.reading() as session:
-            unfinished = await Drafts(session).open_for(user_id, team_id)
-        created = None
-        if not unfinished:
-            async with self.services.units.writing() as session:
-                drafts = Drafts(session)
-                # Looked up again where the draft is created, so two quick /ib new make one draft.
-                unfinished = await drafts.open_for(user_id, team_id)
-                if not unfinished:
-                    created = await drafts.create(
-                        owner_user_id=user_id, team_id=team_id, step="provider", state=WizardState().to_dict()
-                    )
-        if created is not None:
-            view = provider_step(created.id, WizardState(), all_providers())
+        draft = await self.drafts.open_for(user_id, team_id)
+        if draft is None:
+            draft = await self.drafts.create(owner_user_id=user_id, team_id=team_id)
+            view = provider_step(draft.id, WizardState.from_dict(draft.state), all_providers())
         else:
-            draft = unfinished[0]
             when = int(draft.updated_at.timestamp())
             updated = (
                 f"<!date^{when}^{{date_short_pretty}} at {{time}}|{draft.updated_at:%Y-%m-%d %H:%M} UTC>"
@@ -142,7 +121,7 @@ class Wizard:
 
     # Views of a draft
 
-    async def view_of(self, draft: Draft) -> dict[str, Any]:
+    async def view_of(self, draft: DraftCopy) -> dict[str, Any]:
         """The view of the step the draft is at; a step whose catalog is gone falls back to the source."""
         state = WizardState.from_dict(draft.state)
         if draft.status == "published":
@@ -150,19 +129,17 @@ class Wizard:
         if draft.status != "open":
             return notice_view(ABANDONED)
         provider = implemented_provider(state)
-        if provider is None:
+        if provider is None or state.step == "provider":
             state.step = "provider"
             return provider_step(draft.id, state, all_providers())
-        if state.step in ("provider", "source"):
-            if state.step == "provider":
-                return provider_step(draft.id, state, all_providers())
+        if state.step == "source":
             return source_step(draft.id, state, provider, provider.source_fields())
         entry = await self.services.catalogs.get(draft.id)
         if entry is None:
-            # The cache entry went away (it never should): ask for the metadata again.
+            # The cached catalog went away (it never should): ask for the metadata again.
             state.step = "source"
             state.source.error = "The metadata is no longer loaded. Give it again."
-            await self._save(draft, state)
+            self.drafts.change(draft, state)
             return source_step(draft.id, state, provider, provider.source_fields())
         if state.step == "objects":
             return objects_step(draft.id, state, entry.index.labels(state.selected_objects))
@@ -170,56 +147,8 @@ class Wizard:
             return settings_step(draft.id, state)
         return review_step(draft.id, state, provider.title)
 
-    async def _draft(self, draft_id: str, *, fresh: bool = True) -> Draft | None:
-        """The draft as stored; ``fresh=False`` may answer with this process's last copy, which is
-        safe where a decision is only written through :meth:`_save` (its version check catches a
-        copy that another replica has made stale)."""
-        if not draft_id:
-            return None
-        recent = None if fresh else self._recent.get(draft_id)
-        if recent is not None:
-            self._recent.move_to_end(draft_id)
-            return recent
-        async with self.services.units.reading() as session:
-            draft = await Drafts(session).get(draft_id)
-        if draft is not None:
-            self._remember(draft)
-        return draft
-
-    def _remember(self, draft: Draft) -> None:
-        self._recent[draft.id] = draft
-        self._recent.move_to_end(draft.id)
-        while len(self._recent) > RECENT_DRAFTS:
-            self._recent.popitem(last=False)
-
-    async def _save(
-        self, draft: Draft, state: WizardState, *, status: str | None = None, check: Check | None = None
-    ) -> Draft | Errors | None:
-        """Store ``state`` if nobody changed the draft since it was read; None if somebody did.
-
-        ``check`` runs first in the same unit of work (a lookup that must agree with the write,
-        such as "is this module name free?"); the errors it returns are returned and nothing is saved.
-        """
-        try:
-            async with self.services.units.writing() as session:
-                errors = await check(session) if check is not None else None
-                if errors:
-                    return errors
-                saved = await Drafts(session).save(
-                    draft.id,
-                    expected_version=draft.version,
-                    step=state.step,
-                    state=state.to_dict(),
-                    status=status,
-                )
-        except StaleDraft:
-            self._recent.pop(draft.id, None)
-            return None
-        self._remember(saved)
-        return saved
-
     async def _current_view(self, draft_id: str) -> dict[str, Any]:
-        draft = await self._draft(draft_id)
+        draft = await self.drafts.get(draft_id, fresh=True)
         return notice_view(GONE) if draft is None else await self.view_of(draft)
 
     async def _update(
@@ -233,6 +162,14 @@ class Wizard:
             level = logging.INFO if code in ("not_found", "hash_conflict") else logging.WARNING
             log.log(level, "views.update of the wizard failed: %s", code)
 
+    async def _at(self, draft_id: str, step: str) -> DraftCopy | None:
+        """The draft, read again if this process's copy is not at ``step`` (another replica may
+        have moved it on)."""
+        draft = await self.drafts.get(draft_id)
+        if draft is not None and (draft.status != "open" or draft.step != step):
+            draft = await self.drafts.get(draft_id, fresh=True)
+        return draft
+
     # Submissions (the ack path)
 
     async def submit(
@@ -240,14 +177,11 @@ class Wizard:
     ) -> None:
         shown = body["view"]
         step = step_of(str(shown.get("callback_id", "")))
-        draft_id = str(shown.get("private_metadata", ""))
-        draft = await self._draft(draft_id, fresh=False)
-        if draft is not None and (draft.status != "open" or draft.step != step):
-            draft = await self._draft(draft_id)  # the copy may be behind another replica
+        draft = await self._at(str(shown.get("private_metadata", "")), step)
         if draft is None:
             await ack(response_action="update", view=notice_view(GONE))
             return
-        if (draft.owner_user_id, draft.team_id) != (context.user_id, context.team_id):
+        if not draft.owned_by(context.user_id, context.team_id):
             log.warning("user %s submitted a wizard view of someone else's draft", context.user_id)
             await _refuse(ack, shown, NOT_YOURS)
             return
@@ -269,30 +203,23 @@ class Wizard:
             await self._publish(ack, client, context, draft, state, shown)
 
     async def _after_step(
-        self,
-        ack: AsyncAck,
-        draft: Draft,
-        state: WizardState,
-        errors: Errors | None,
-        check: Check | None = None,
+        self, ack: AsyncAck, draft: DraftCopy, state: WizardState, errors: Errors | None
     ) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        saved = await self._save(draft, state, check=check)
-        if isinstance(saved, dict):
-            await ack(response_action="errors", errors=saved)
-        elif saved is None:
+        changed = self.drafts.change(draft, state)
+        if changed is None:  # a double click: the other request moved the draft on
             await ack(response_action="update", view=await self._current_view(draft.id))
-        else:
-            await ack(response_action="update", view=await self.view_of(saved))
+            return
+        await ack(response_action="update", view=await self.view_of(changed))
 
     async def _submit_source(
         self,
         ack: AsyncAck,
         client: AsyncWebClient,
         context: AsyncBoltContext,
-        draft: Draft,
+        draft: DraftCopy,
         state: WizardState,
         values: Mapping[str, Mapping[str, Any]],
         shown: Mapping[str, Any],
@@ -317,8 +244,8 @@ class Wizard:
             state.step = "objects"
             await self._after_step(ack, draft, state, None)
             return
-        # Keep what was typed (no password), so a failed load shows it again.
-        if not isinstance(await self._save(draft, state), Draft):
+        # What was typed (no password) is kept, to be shown again if loading fails.
+        if self.drafts.change(draft, state) is None:  # a double click: the other request loads it
             await ack(response_action="update", view=await self._current_view(draft.id))
             return
         await ack(response_action="update", view=loading_view(draft.id, "Reading the metadata…"))
@@ -333,7 +260,7 @@ class Wizard:
         """Read the metadata after the ack, then show the objects step (or the source step with
         the reason it failed). The password in ``load`` is used for the fetch and then dropped."""
         await after_ack(context)
-        draft = await self._draft(draft_id)
+        draft = await self.drafts.get(draft_id, fresh=True)
         provider = implemented_provider(WizardState.from_dict(draft.state)) if draft else None
         if draft is None or provider is None:
             return
@@ -348,7 +275,7 @@ class Wizard:
             log.exception("reading the metadata of draft %s failed", draft_id)
             problem = "Reading the metadata failed unexpectedly. Try again, or ask the service's admin."
         load = replace(load, source=replace(load.source, password=None, data=b""))
-        draft = await self._draft(draft_id)
+        draft = await self.drafts.get(draft_id, fresh=True)
         if draft is None or draft.status != "open" or draft.step != "source":
             return  # the user went elsewhere meanwhile
         state = WizardState.from_dict(draft.state)
@@ -357,27 +284,25 @@ class Wizard:
         else:
             await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
             loaded(state, load, catalog)
-        saved = await self._save(draft, state)
-        if isinstance(saved, Draft):
-            await self._update(client, view_id, await self.view_of(saved))
+        changed = self.drafts.change(draft, state)
+        if changed is not None:
+            await self._update(client, view_id, await self.view_of(changed))
 
     async def _submit_objects(
-        self, ack: AsyncAck, draft: Draft, state: WizardState, values: Mapping[str, Mapping[str, Any]]
+        self, ack: AsyncAck, draft: DraftCopy, state: WizardState, values: Mapping[str, Mapping[str, Any]]
     ) -> None:
         entry = await self.services.catalogs.get(draft.id)
         if entry is None:
             await ack(response_action="update", view=await self.view_of(draft))
             return
         errors = submit_objects(state, values, entry.index)
-
-        async def suggest(session: AsyncSession) -> None:
-            candidates = module_name_candidates(state)
-            suggest_settings(state, await _taken(session, draft.team_id, candidates) if candidates else set())
-
-        await self._after_step(ack, draft, state, errors, suggest)
+        candidates = module_name_candidates(state)
+        if not errors and candidates:
+            suggest_settings(state, await self.services.module_names.taken(draft.team_id, candidates))
+        await self._after_step(ack, draft, state, errors)
 
     async def _submit_settings(
-        self, ack: AsyncAck, draft: Draft, state: WizardState, values: Mapping[str, Mapping[str, Any]]
+        self, ack: AsyncAck, draft: DraftCopy, state: WizardState, values: Mapping[str, Mapping[str, Any]]
     ) -> None:
         errors = submit_settings(state, values)
         if not errors:
@@ -385,25 +310,25 @@ class Wizard:
             if entry is None:
                 await ack(response_action="update", view=await self.view_of(draft))
                 return
+            name = state.settings.module_name
             try:
                 build_spec(state, entry.index)
             except (CustomizeError, GenerationError) as error:
                 errors = {"module_name": _sentence(str(error))}
-
-        async def free(session: AsyncSession) -> Errors | None:
-            name = state.settings.module_name
-            if await _taken(session, draft.team_id, {name}):
-                return {"module_name": f"{name} is already taken in this workspace: choose another name."}
-            return None
-
-        await self._after_step(ack, draft, state, errors, free)
+            else:
+                # The publisher checks again: a name taken in the last seconds is refused there.
+                if await self.services.module_names.taken(draft.team_id, {name}):
+                    errors = {
+                        "module_name": f"{name} is already taken in this workspace: choose another name."
+                    }
+        await self._after_step(ack, draft, state, errors)
 
     async def _publish(
         self,
         ack: AsyncAck,
         client: AsyncWebClient,
         context: AsyncBoltContext,
-        draft: Draft,
+        draft: DraftCopy,
         state: WizardState,
         shown: Mapping[str, Any],
     ) -> None:
@@ -428,7 +353,7 @@ class Wizard:
         self,
         client: AsyncWebClient,
         context: AsyncBoltContext,
-        draft: Draft,
+        draft: DraftCopy,
         spec: IntegrationSpec,
         catalog: Catalog,
         view_id: str,
@@ -453,8 +378,8 @@ class Wizard:
             log.exception("queueing the publish of draft %s failed", draft.id)
             problem = "Publishing could not start because of an internal error. Try again in a moment."
         else:
-            if isinstance(await self._save(draft, state, status="published"), Draft):
-                log.info("draft %s queued as publish job %s (%s)", draft.id, job.id, spec.module_name)
+            self.drafts.change(draft, state, status="published")
+            log.info("draft %s queued as publish job %s (%s)", draft.id, job.id, spec.module_name)
             return
         provider = implemented_provider(state)
         title = provider.title if provider else state.provider
@@ -466,65 +391,51 @@ class Wizard:
         self, client: AsyncWebClient, context: AsyncBoltContext, shown: Mapping[str, Any], requested: str
     ) -> None:
         """Back or Change: keep what the view holds, then show the requested earlier step."""
-        draft = await self._owned_open_draft(context, str(shown.get("private_metadata", "")))
-        if draft is None:
-            return
         step = step_of(str(shown.get("callback_id", "")))
-        state = WizardState.from_dict(draft.state)
+        draft = await self._at(str(shown.get("private_metadata", "")), step)
+        if draft is None or not self._may_act(draft, context):
+            return
         if step in STEPS and step == draft.step:
+            state = WizardState.from_dict(draft.state)
             provider = implemented_provider(state)
             values = shown.get("state", {}).get("values", {})
             keep_typed(step, state, values, provider.source_fields() if provider else ())
             state.step = back_target(step, requested, state)
-            saved = await self._save(draft, state)
-            if not isinstance(saved, Draft):
+            changed = self.drafts.change(draft, state)
+            if changed is None:
                 return  # a double click: the first click moves the modal
-            draft = saved
+            draft = changed
+        # Else a double click or an old view: the view is brought to where the draft is (when the
+        # first click moved it already, the hash no longer matches and nothing changes).
         await self._update(client, str(shown["id"]), await self.view_of(draft), view_hash=shown.get("hash"))
 
     async def resume(
         self, client: AsyncWebClient, context: AsyncBoltContext, shown: Mapping[str, Any]
     ) -> None:
-        draft = await self._owned_open_draft(context, str(shown.get("private_metadata", "")))
+        draft = await self.drafts.get(str(shown.get("private_metadata", "")), fresh=True)
+        if draft is not None and not self._may_act(draft, context):
+            return
         view = notice_view(GONE) if draft is None else await self.view_of(draft)
         await self._update(client, str(shown["id"]), view, view_hash=shown.get("hash"))
 
     async def start_over(
         self, client: AsyncWebClient, context: AsyncBoltContext, shown: Mapping[str, Any]
     ) -> None:
-        draft = await self._owned_open_draft(context, str(shown.get("private_metadata", "")))
-        if draft is None:
+        draft = await self.drafts.get(str(shown.get("private_metadata", "")), fresh=True)
+        if draft is None or not self._may_act(draft, context):
             return
-        try:
-            async with self.services.units.writing() as session:
-                drafts = Drafts(session)
-                await drafts.save(
-                    draft.id,
-                    expected_version=draft.version,
-                    step=draft.step,
-                    state=draft.state,
-                    status="abandoned",
-                )
-                fresh = await drafts.create(
-                    owner_user_id=draft.owner_user_id,
-                    team_id=draft.team_id,
-                    step="provider",
-                    state=WizardState().to_dict(),
-                )
-        except StaleDraft:
+        fresh = await self.drafts.start_over(draft)
+        if fresh is None:
             return  # a double click: the first one starts over
         self.services.catalogs.forget(draft.id)
         view = provider_step(fresh.id, WizardState(), all_providers())
         await self._update(client, str(shown["id"]), view, view_hash=shown.get("hash"))
 
-    async def _owned_open_draft(self, context: AsyncBoltContext, draft_id: str) -> Draft | None:
-        draft = await self._draft(draft_id)
-        if draft is None or draft.status != "open":
-            return None
-        if (draft.owner_user_id, draft.team_id) != (context.user_id, context.team_id):
+    def _may_act(self, draft: DraftCopy, context: AsyncBoltContext) -> bool:
+        if not draft.owned_by(context.user_id, context.team_id):
             log.warning("user %s acted on someone else's draft", context.user_id)
-            return None
-        return draft
+            return False
+        return draft.status == "open"
 
     # Object search (block_suggestion, answered in the ack)
 
@@ -541,11 +452,6 @@ class Wizard:
             for obj in entry.index.search(str(body.get("value", "")))
         ]
         await ack(options=options)
-
-
-async def _taken(session: AsyncSession, team_id: str, names: set[str]) -> set[str]:
-    integrations = Integrations(session)
-    return {name for name in names if await integrations.by_module(team_id, name) is not None}
 
 
 async def _refuse(ack: AsyncAck, shown: Mapping[str, Any], message: str) -> None:

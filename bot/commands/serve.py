@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import replace
@@ -71,6 +72,9 @@ async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
         app = create_app(settings, database, secret_box)
         runner = web.AppRunner(app)
         await runner.setup()
+        # Everything loaded so far (modules, the app) lives as long as the process: keeping it out
+        # of the cyclic GC's full collections spares every request a pause of a tenth of a second.
+        gc.freeze()
         try:
             await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_S).start()
         except OSError as error:

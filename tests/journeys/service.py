@@ -18,8 +18,9 @@ from bot.config import Settings
 from bot.slack_app import SLACK_BOT, SlackBot
 from bot.web import create_app
 from generator.publisher import Publisher
-from storage import Database, SecretBox, generate_key
-from tests.slack import FakeSlack
+from storage import Database, Drafts, SecretBox, generate_key
+from storage.models import Draft
+from tests.slack import FakeSlack, wait_for
 
 
 def slack_settings(database_url: str, fake: FakeSlack, signing_secret: str, **overrides: Any) -> Settings:
@@ -47,6 +48,16 @@ class RunningService:
     @property
     def publisher(self) -> Publisher:
         return self.app[PUBLISHER]
+
+    async def settled(self) -> None:
+        """Wait until the work the app started after its acks is done (views updated, drafts written)."""
+        await wait_for(lambda: self.bot.services.tasks.running == 0, what="the app's work after its acks")
+
+    async def draft(self, draft_id: str) -> Draft:
+        """The draft as stored, once the app has written what it answered with."""
+        await self.settled()
+        async with self.database.session() as session:
+            return await Drafts(session).require(draft_id)
 
 
 @asynccontextmanager

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from storage import Drafts
 from storage.models import Draft
 from tests.journeys.documents import LIBRARY_V4
 from tests.journeys.service import RunningService
 from tests.journeys.wizard_user import WizardUser
-from tests.slack import BYSTANDER, DEVELOPER, Driver, FakeSlack, SlackContractError, wait_for
+from tests.slack import BYSTANDER, DEVELOPER, Driver, FakeSlack, SlackContractError
 
 
 async def drafts_in(service: RunningService) -> int:
@@ -30,7 +29,7 @@ async def test_requests_slack_did_not_sign_just_now_get_401_and_change_nothing(
     shortcut = await driver.shortcut(DEVELOPER, "create_integration", **delivery)
 
     assert (command.status, shortcut.status) == (401, 401)
-    await wait_for(lambda: service.bot.services.tasks.running == 0)
+    await service.settled()
     assert fake_slack.calls() == []  # not even auth.test: nothing got past the signature check
     assert await drafts_in(service) == 0
 
@@ -44,8 +43,7 @@ async def test_someone_else_cannot_submit_click_or_search_in_a_developers_wizard
     await user.give_source(metadata_text=LIBRARY_V4)
     developers_view = await user.wait_step("objects")
     draft_id = developers_view["private_metadata"]
-    async with service.database.session() as session:
-        before = await Drafts(session).require(draft_id)
+    before = await service.draft(draft_id)
 
     # Requests Slack would never send for this user, forged with the developer's view.
     submitted = await driver.view_submission(BYSTANDER, view=developers_view["id"])
@@ -57,8 +55,6 @@ async def test_someone_else_cannot_submit_click_or_search_in_a_developers_wizard
     assert submitted.json["response_action"] == "errors"
     assert "belongs to someone else" in str(submitted.json["errors"])
     assert clicked.status == 200
-    await wait_for(lambda: service.bot.services.tasks.running == 0)
-    async with service.database.session() as session:
-        after = await Drafts(session).require(draft_id)
+    after = await service.draft(draft_id)
     assert (after.step, after.version, after.state) == (before.step, before.version, before.state)
     assert user.step == "objects"

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import make_url, select
 
 from bot.log import QUIET_LOGGERS
-from storage import Database, Drafts, Integrations
+from storage import Database, Integrations
 from storage.models import PublishJob
 from tests.journeys.service import RunningService
 from tests.journeys.wizard_user import WizardUser
@@ -86,9 +86,8 @@ async def test_a_developer_publishes_an_integration_from_a_metadata_url_with_a_p
         integration = await Integrations(session).by_module(fake_slack.workspace.team_id, "shop_catalog")
         assert integration is not None
         versions = await Integrations(session).versions(integration)
-        draft = await Drafts(session).require(draft_id)
     assert [v.version for v in versions] == ["0.1.0"]
-    assert draft.status == "published"
+    assert (await service.draft(draft_id)).status == "published"
     spec = versions[0].spec
     access = {o["name"]: o["access"] for o in spec["objects"]}
     # Suppliers is @readonly in CAP: chosen to read and write, published read only.

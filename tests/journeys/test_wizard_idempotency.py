@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from storage import Database, Drafts, Integrations
+from storage import Database, Integrations
 from storage.models import Draft, PublishJob
 from tests.journeys.documents import LIBRARY_V4
 from tests.journeys.service import RunningService
@@ -38,11 +38,6 @@ async def published_versions(service: RunningService, team_id: str, module_name:
         return [v.version for v in await Integrations(session).versions(integration)]
 
 
-async def settled(service: RunningService) -> None:
-    """Wait until the work the app started after its acks is done."""
-    await wait_for(lambda: service.bot.services.tasks.running == 0, what="the app's background tasks")
-
-
 async def job_ids(database: Database) -> list[str]:
     async with database.session() as session:
         return list(await session.scalars(select(PublishJob.id)))
@@ -59,7 +54,7 @@ async def test_a_retried_slash_command_opens_one_wizard_with_one_draft(
     replay = await driver.replay(first)  # the very same signed bytes, sent again within 5 minutes
 
     assert (retry.status, replay.status) == (200, 200)
-    await settled(service)
+    await service.settled()
     assert [call.ok for call in fake_slack.calls("views.open")] == [True, False, False]
     assert {call.answer["error"] for call in fake_slack.calls("views.open")[1:]} == {"exchanged_trigger_id"}
     await user.start()  # a new /ib new offers the draft the first one made
@@ -95,8 +90,7 @@ async def test_a_double_clicked_publish_queues_one_job_and_publishes_one_version
     team = fake_slack.workspace.team_id
     assert await published_versions(service, team, "clicked_library") == ["0.1.0"]
     assert await count(service.database, PublishJob) == 1
-    async with service.database.session() as session:
-        assert (await Drafts(session).require(user.view["private_metadata"])).status == "published"
+    assert (await service.draft(user.view["private_metadata"])).status == "published"
 
 
 async def test_a_double_clicked_next_moves_the_wizard_one_step(
@@ -109,8 +103,7 @@ async def test_a_double_clicked_next_moves_the_wizard_one_step(
     await user.wait_step("objects")
     await user.search("objects_rw", "Books")
     draft_id = user.view["private_metadata"]
-    async with service.database.session() as session:
-        before = (await Drafts(session).require(draft_id)).version
+    before = (await service.draft(draft_id)).version
 
     answers = await asyncio.gather(
         driver.view_submission(DEVELOPER, values={"objects_rw": ["Books"]}),
@@ -119,8 +112,7 @@ async def test_a_double_clicked_next_moves_the_wizard_one_step(
 
     assert all(a.json["response_action"] == "update" for a in answers)
     assert user.step == "settings"
-    async with service.database.session() as session:
-        draft = await Drafts(session).require(draft_id)
+    draft = await service.draft(draft_id)
     assert (draft.step, draft.version) == ("settings", before + 1)
 
 
@@ -130,13 +122,11 @@ async def test_a_double_clicked_back_goes_back_one_step(
     user = WizardUser(driver, fake_slack)
     await at_review(user, "back_library")
     draft_id = user.view["private_metadata"]
-    async with service.database.session() as session:
-        before = (await Drafts(session).require(draft_id)).version
+    before = (await service.draft(draft_id)).version
 
     await asyncio.gather(user.back(to="settings"), user.back(to="settings"))
 
-    await settled(service)
+    await service.settled()
     assert user.step == "settings"
-    async with service.database.session() as session:
-        draft = await Drafts(session).require(draft_id)
+    draft = await service.draft(draft_id)
     assert (draft.step, draft.version) == ("settings", before + 1)

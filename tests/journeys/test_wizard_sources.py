@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from storage import Database, Drafts
+from storage import Database
 from tests.fixtures.corpora import corpus_file
 from tests.journeys.documents import LIBRARY_V4
 from tests.journeys.service import RunningService
@@ -74,8 +74,7 @@ async def test_a_wrong_password_is_a_warning_on_the_source_step_and_the_draft_st
     assert user.initial_value("metadata_url") == cap_server.v4_url
     assert user.initial_value("user") == "alice"
     assert user.initial_value("password") == ""  # a secret is never sent back into a view
-    async with service.database.session() as session:
-        draft = await Drafts(session).require(draft_id)
+    draft = await service.draft(draft_id)
     assert (draft.status, draft.step) == ("open", "source")
 
     await user.submit({"password": "alice-secret"})

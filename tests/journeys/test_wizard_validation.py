@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from storage import Database, Drafts, Integrations
+from storage import Integrations
 from tests.journeys.documents import LIBRARY_V4
 from tests.journeys.service import RunningService
 from tests.journeys.wizard_user import WizardUser
 from tests.slack import Driver, FakeSlack
 
 
-async def draft_version(database: Database, draft_id: str) -> tuple[str, int]:
-    async with database.session() as session:
-        draft = await Drafts(session).require(draft_id)
+async def draft_version(service: RunningService, draft_id: str) -> tuple[str, int]:
+    draft = await service.draft(draft_id)
     return draft.step, draft.version
 
 
@@ -37,13 +36,13 @@ async def test_every_provider_is_listed_and_one_not_built_yet_says_so(
         "Microsoft Dynamics 365",
     ):
         assert title in text
-    draft = await draft_version(service.database, user.view["private_metadata"])
+    draft = await draft_version(service, user.view["private_metadata"])
 
     ack = await user.submit({"provider": "sharepoint"})
 
     assert "SharePoint Online is not available yet" in user.errors(ack)["provider"]
     assert user.step == "provider"
-    assert await draft_version(service.database, user.view["private_metadata"]) == draft
+    assert await draft_version(service, user.view["private_metadata"]) == draft
 
 
 async def test_the_source_needs_exactly_one_usable_source(
@@ -53,7 +52,7 @@ async def test_the_source_needs_exactly_one_usable_source(
     await user.start()
     await user.choose_provider()
     await user.wait_step("source")
-    draft = await draft_version(service.database, user.view["private_metadata"])
+    draft = await draft_version(service, user.view["private_metadata"])
 
     nothing = await user.submit()
     assert "Give a metadata URL, upload a file or paste" in user.errors(nothing)["source_metadata_url"]
@@ -68,7 +67,7 @@ async def test_the_source_needs_exactly_one_usable_source(
     assert "only one source" in user.errors(two)["source_metadata_text"]
 
     assert user.step == "source"
-    assert await draft_version(service.database, user.view["private_metadata"]) == draft
+    assert await draft_version(service, user.view["private_metadata"]) == draft
     assert "hunter22" not in fake_slack.all_text_sent().replace(
         "bob:hunter22@",
         "",  # the user's own submission, not something the app sent
@@ -80,7 +79,7 @@ async def test_objects_and_customization_lines_are_checked_against_the_metadata(
 ) -> None:
     user = WizardUser(driver, fake_slack)
     await at_objects(user)
-    draft = await draft_version(service.database, user.view["private_metadata"])
+    draft = await draft_version(service, user.view["private_metadata"])
 
     none = await user.pick_objects()
     assert user.errors(none) == {"objects_rw": "Choose at least one object."}
@@ -103,7 +102,7 @@ async def test_objects_and_customization_lines_are_checked_against_the_metadata(
     assert user.errors(gibberish)["customize"].startswith("Line 2: write Object: attribute")
 
     assert user.step == "objects"
-    assert await draft_version(service.database, user.view["private_metadata"]) == draft
+    assert await draft_version(service, user.view["private_metadata"]) == draft
 
 
 async def test_the_module_name_must_be_a_free_valid_name(
@@ -124,7 +123,7 @@ async def test_the_module_name_must_be_a_free_valid_name(
     await user.wait_step("settings")
     # The suggestion from the service name skips the name another integration has.
     assert user.initial_value("module_name") == "library_2"
-    draft = await draft_version(service.database, user.view["private_metadata"])
+    draft = await draft_version(service, user.view["private_metadata"])
 
     taken = await user.submit({"module_name": "library"})
     assert user.errors(taken) == {
@@ -140,7 +139,7 @@ async def test_the_module_name_must_be_a_free_valid_name(
     assert user.errors(icon) == {"icon": "Use an emoji such as :package: (or leave it empty)."}
 
     assert user.step == "settings"
-    assert await draft_version(service.database, user.view["private_metadata"]) == draft
+    assert await draft_version(service, user.view["private_metadata"]) == draft
     await user.submit({"icon": ":books:"})
     await user.wait_step("review")
     assert "my_library" in user.text
