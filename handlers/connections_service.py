@@ -184,6 +184,7 @@ class ConnectionService:
         box: SecretBox,
         *,
         admins: Collection[str] = (),
+        base_url: str = "",
         providers: Callable[[str], Provider] = get_provider,
         request_lifetime: timedelta = DEFAULT_REQUEST_LIFETIME,
         runtime_expires_in: int = DEFAULT_EXPIRES_IN_S,
@@ -194,6 +195,7 @@ class ConnectionService:
         self.database = database
         self.box = box
         self.admins = frozenset(admins)
+        self.base_url = base_url  # the service's public URL, for callback URLs in admin instructions
         self._providers = providers
         self.request_lifetime = request_lifetime
         self.runtime_expires_in = runtime_expires_in
@@ -479,7 +481,12 @@ class ConnectionService:
             generated_values[CERTIFICATE_FIELD] = row.certificate_pem
             generated_secrets[PRIVATE_KEY_FIELD] = self.box.decrypt(row.private_key).decode("ascii")
         plugin = self._provider(row.provider)
-        checked = await self._check(plugin, values, generated_values, generated_secrets)
+        # The administrator never types what the service generated: it fills blank fields.
+        given = dict(values)
+        for field in plugin.connection_schema():
+            if field.name in generated_values and not (given.get(field.name) or "").strip():
+                given[field.name] = generated_values[field.name]
+        checked = await self._check(plugin, given, generated_values, generated_secrets)
         test = await _passing_test(plugin, checked)
         async with self._changing_answers() as session:
             requests = AdminRequests(session, self.box)
@@ -782,7 +789,10 @@ class ConnectionService:
             plugin = None
         instructions = AdminInstructions(text="")
         if plugin is not None and plugin.implemented:
-            instructions = plugin.admin_instructions(_instruction_context(row, integration, environment))
+            context = _instruction_context(row, integration, environment)
+            if self.base_url:
+                context["base_url"] = self.base_url
+            instructions = plugin.admin_instructions(context)
         if row.certificate_pem is not None:
             certificate = (_certificate_filename(module, environment), row.certificate_pem.encode("ascii"))
             instructions = AdminInstructions(instructions.text, (*instructions.files, certificate))

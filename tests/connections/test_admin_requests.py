@@ -3,7 +3,7 @@ requester cancels, and a generated certificate whose private key stays in the se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 
 from generator.publisher import Publisher, deploy
 from handlers.connections_service import ConnectionService, ConnectionServiceError
-from providers.base import Provider, get_provider
+from providers.base import ConnectionField, Provider, get_provider
+from providers.certificates import CERTIFICATE_FIELD
 from providers.model import Catalog
 from providers.sap_odata import SapODataProvider
 from storage import AdminRequests, Database, SecretBox
@@ -193,9 +194,16 @@ async def test_who_may_ask_an_administrator(connections: ConnectionService, data
 
 
 class CertificateSapOData(SapODataProvider):
-    """SAP OData as if its apps logged in with a certificate, like the Microsoft and Salesforce ones."""
+    """SAP OData as if its apps logged in with a certificate, like the Microsoft and Salesforce ones
+    (whose connections show the certificate as a field)."""
 
     needs_certificate = True
+
+    def connection_schema(self) -> Sequence[ConnectionField]:
+        return (
+            *super().connection_schema(),
+            ConnectionField(CERTIFICATE_FIELD, "Certificate", kind="multiline"),
+        )
 
 
 @pytest.mark.usefixtures("shop_in_dev")
@@ -232,11 +240,11 @@ async def test_a_certificate_is_generated_and_its_private_key_stays_encrypted_in
         CAROL, request.id, name="cap", values=cap_values(cap_server)
     )
     assert completed.connection.secrets_set == ("password", "private_key")
-    assert completed.connection.values["certificate"] == pem.decode()
-    edited = await connections.edit_connection(
-        ADMIN, environment="dev", name="cap", values=cap_values(cap_server, "")
-    )
+    assert completed.connection.values["certificate"] == pem.decode().strip()
+    # An edit modal shows the current values, but never a secret: the private key stays.
+    current = {**cap_values(cap_server, ""), "certificate": completed.connection.values["certificate"]}
+    edited = await connections.edit_connection(ADMIN, environment="dev", name="cap", values=current)
     assert edited.connection.secrets_set == ("password", "private_key")
-    assert edited.connection.values["certificate"] == pem.decode()
+    assert edited.connection.values["certificate"] == pem.decode().strip()
     _, token = await runtime_token(database, "dev")
     assert "PRIVATE KEY" not in str(await connections.runtime_answer(token, "shop"))
