@@ -12,6 +12,10 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 
+from aiohttp.web_log import AccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
 from storage.repositories import RUNTIME_TOKEN_PREFIX
 
 # Alembic's INFO lines describe its internals ("non-transactional DDL", "Context impl") in ways
@@ -97,3 +101,23 @@ def configure_logging(level: str = "INFO", known_secrets: Iterable[str] = ()) ->
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class QuietAccessLogger(AccessLogger):
+    """aiohttp's access log, without the successful calls of machine endpoints.
+
+    Generated packages (/manager/), pip (/envs/) and probes (/healthz, /readyz) call far more
+    often than people do; logging each success costs more server CPU than answering it. Their
+    failures are still logged, and everything is logged at DEBUG.
+    """
+
+    QUIET_PREFIXES: tuple[str, ...] = ("/manager/", "/healthz", "/readyz", "/metrics")
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if (
+            response.status < 400
+            and request.path.startswith(self.QUIET_PREFIXES)
+            and not self.logger.isEnabledFor(logging.DEBUG)
+        ):
+            return
+        super().log(request, response, time)
