@@ -47,6 +47,7 @@ bench: dev peers wheelhouse
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/manager.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache $(PEERS)/node_modules

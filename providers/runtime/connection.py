@@ -8,9 +8,11 @@ first call costs one manager round trip and later calls none.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +102,10 @@ class ManagerResolver:
         self.integration = integration
         self._cached: Connection | None = None
         self._lock = threading.Lock()
+        # one per event loop: concurrent first calls of an async app share one manager request
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _endpoint(self) -> tuple[str, dict[str, str]]:
         base = os.environ.get("IB_MANAGER_URL", "").rstrip("/")
@@ -159,10 +165,15 @@ class ManagerResolver:
         connection = self.cached()
         if connection is not None:
             return connection
-        url, headers = self._endpoint()
-        try:
-            async with httpx.AsyncClient(timeout=30.0) as client:
-                response = await client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise IntegrationError(f"Integration Manager unreachable: {exc}") from exc
-        return self._accept(response)
+        lock = self._async_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            connection = self.cached()
+            if connection is not None:
+                return connection
+            url, headers = self._endpoint()
+            try:
+                async with httpx.AsyncClient(timeout=30.0) as client:
+                    response = await client.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                raise IntegrationError(f"Integration Manager unreachable: {exc}") from exc
+            return self._accept(response)
