@@ -33,6 +33,16 @@ Decisions a caller may notice:
   ``None`` as null; without it, every creatable (create) or updatable (update) attribute that is
   not ``None`` is sent. Attributes the system does not let you write are never sent.
 - ``record.null_attributes`` lists the attributes that came back null (or were absent).
+
+Services whose descriptor says so in ``ServiceDescriptor.runtime`` (Microsoft Dataverse does):
+
+- ``"server_paging": true``: the server knows no ``$skip`` and ``$top`` would end its paging, so
+  ``search`` asks for pages with ``Prefer: odata.maxpagesize=<top>`` and ``Page.next_link`` is the
+  server's ``@odata.nextLink``. ``skip`` must then be a multiple of ``top``: whole pages are
+  read and dropped.
+- ``"csrf": false``: no CSRF token is fetched before writes.
+- ``"if_match": "*"``: updates and deletes without an etag send ``If-Match: *``, because a PATCH
+  to a record that does not exist would create it (an upsert) instead of answering 404.
 """
 
 from __future__ import annotations
@@ -870,8 +880,10 @@ class _Core:
         self.params = dict(connection.params)
         self.update_method = self.dialect.update_method
         self.csrf_token: str | None = None
-        self.csrf_fetched = False
+        self.csrf_fetched = not service.runtime.get("csrf", True)
         self.etag_required: set[str] = set()  # entity sets whose server answered 428 without If-Match
+        self.if_match = str(service.runtime.get("if_match") or "")
+        self.server_paging = bool(service.runtime.get("server_paging"))
         self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
 
     # --- descriptors -------------------------------------------------------------------------
@@ -1031,6 +1043,8 @@ class _Core:
             **self.query(codec, filters, advanced_filter, order_by, advanced_order_by),
             **self.dialect.count_params,
         }
+        if self.server_paging:
+            return self._server_page(codec, self.entity_set_url(obj), params, skip, top, drop=skip)
         return self._page(codec, self.entity_set_url(obj), params, skip, top)
 
     def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
@@ -1040,6 +1054,9 @@ class _Core:
         params = dict(httpx.URL(link).params)
         for name in self.params:
             params.pop(name, None)
+        if self.server_paging:
+            skip = page.skip + len(page.items)
+            return self._server_page(self.codec(obj), link.split("?", 1)[0], params, skip, page.top, drop=0)
         skip = int(params.get("$skip", page.skip + len(page.items)))
         top = int(params.get("$top", page.top))
         return self._page(self.codec(obj), link.split("?", 1)[0], params, skip, top)
@@ -1075,6 +1092,35 @@ class _Core:
         more = bool(items) and (fetched < total if total is not None else len(items) >= top)
         next_link = f"{url}?{_query_string({**params, '$skip': str(fetched)})}" if more else None
         return Page(items, total, next_link, skip, top, codec.obj.name)
+
+    def _server_page(
+        self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, drop: int
+    ) -> _Flow[Page[Any]]:
+        """One server page of ``top`` records after dropping ``drop`` records (whole pages)."""
+        if skip < 0 or top <= 0:
+            raise ValueError("skip must not be negative and top must be positive")
+        if drop % top:
+            raise ValueError(
+                f"{codec.obj.name}: this service pages by next links only: skip must be a multiple of top "
+                f"({skip} is not a multiple of {top}); follow next_page instead"
+            )
+        what = f"search {codec.obj.name}"
+        headers = {"Prefer": f"odata.maxpagesize={top}"}
+        call = self.call("GET", url, what, params, headers)
+        while True:
+            response = yield call
+            payload = self.payload(response, what)
+            with _decoding(what):
+                rows, count, link = self.dialect.collection(payload)
+                if drop <= 0:
+                    items = [codec.decode(row, None) for row in rows]
+                    total = None if count is None else int(count)
+                    next_link = self.rebase(link) if link else None
+                    return Page(items, total, next_link, skip, top, codec.obj.name)
+            drop -= len(rows)
+            if link is None:
+                return Page([], None if count is None else int(count), None, skip, top, codec.obj.name)
+            call = self.call("GET", self.rebase(link), what, None, headers)
 
     def count(
         self, obj: ObjectDescriptor, filters: Sequence[BasicFilter], advanced_filter: str | None
@@ -1151,8 +1197,8 @@ class _Core:
         writes to an existing record, which may need ``If-Match``.
         """
         headers = dict(headers)
-        if etag_scope in self.etag_required and "If-Match" not in headers:
-            headers["If-Match"] = "*"
+        if etag_scope and "If-Match" not in headers and (self.if_match or etag_scope in self.etag_required):
+            headers["If-Match"] = self.if_match or "*"
         csrf_retried = precondition_retried = False
         if not self.csrf_fetched:
             yield from self._fetch_csrf(what)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -99,14 +100,18 @@ class CapServer:
         self.stop()
 
 
-def start_cap_server(*, port: int = 0) -> CapServer:
-    """Start the CAP peer on 127.0.0.1 (`port=0`: a free port) and return once it listens."""
+def start_cap_server(*, port: int = 0, env: Mapping[str, str] | None = None) -> CapServer:
+    """Start the CAP peer on 127.0.0.1 (`port=0`: a free port) and return once it listens.
+
+    ``env`` adds variables for server.js, e.g. ``IB_PEER_DATAVERSE_JWKS``: the keys whose access
+    tokens the Dataverse service at ``/api/data/v9.2/`` accepts.
+    """
     serve_js = PEER_DIR / "node_modules" / "@sap" / "cds" / "bin" / "serve.js"
     if not serve_js.is_file():
         raise CapServerError(f"{serve_js} is missing: run `make peers` to install the CAP peer's packages")
     log_file = tempfile.NamedTemporaryFile(prefix="cap-peer-", suffix=".log", delete=False)
     # NODE_ENV=production would change CAP's defaults; NO_COLOR keeps the log line we parse plain.
-    env = {**os.environ, "PORT": str(port), "NODE_ENV": "development", "NO_COLOR": "1"}
+    env = {**os.environ, **(env or {}), "PORT": str(port), "NODE_ENV": "development", "NO_COLOR": "1"}
     try:
         process = subprocess.Popen(
             ["node", str(serve_js)],

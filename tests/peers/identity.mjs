@@ -128,6 +128,12 @@ function clientProblem(req, body) {
   return null
 }
 
+// The service principal's object id: a stable GUID per client id.
+function applicationObjectId(clientId) {
+  const h = crypto.createHash('sha256').update(clientId).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
 function resourceOf(scope) {
   const resourceScopes = String(scope || '').split(' ').filter((s) => s && !OIDC_SCOPES.has(s))
   if (resourceScopes.length === 0) return { aud: '00000003-0000-0000-c000-000000000000', names: [] }
@@ -182,7 +188,7 @@ service.on('beforeTokenSigning', (token, req) => {
   Object.assign(payload, { aud, azp: body.client_id, appid: body.client_id })
   delete payload.scope
   if (body.grant_type === 'client_credentials') {
-    Object.assign(payload, { oid: crypto.createHash('sha256').update(body.client_id).digest('hex').slice(0, 32), roles: [], idtyp: 'app' })
+    Object.assign(payload, { oid: applicationObjectId(body.client_id), roles: [], idtyp: 'app' })
   } else {
     Object.assign(payload, { oid: USER.oid, sub: USER.oid, scp: names.join(' '), upn: USER.username })
   }

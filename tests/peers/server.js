@@ -96,6 +96,117 @@ function v4Gateway(req, res, next) {
   if (passesGateway(req, res)) next()
 }
 
+// The Dataverse peer (/api/data/v9.2/, srv/dataverse-service.cds) takes what Dataverse takes: an
+// access token of the identity peer (keys in IB_PEER_DATAVERSE_JWKS) issued for this very origin.
+// A valid token gets in as the CAP user "dataverse-app"; everything else is answered 401.
+const DATAVERSE_USER = 'dataverse-app'
+const dataverseKeys = new Map(
+  JSON.parse(process.env.IB_PEER_DATAVERSE_JWKS || '{"keys": []}').keys.map((jwk) => [
+    jwk.kid,
+    crypto.createPublicKey({ key: jwk, format: 'jwk' }),
+  ]),
+)
+
+function bearerClaims(req) {
+  const match = /^Bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/.exec(req.headers.authorization || '')
+  if (!match) return null
+  try {
+    const header = JSON.parse(Buffer.from(match[1], 'base64url').toString())
+    const claims = JSON.parse(Buffer.from(match[2], 'base64url').toString())
+    const key = dataverseKeys.get(header.kid)
+    const signed = Buffer.from(`${match[1]}.${match[2]}`)
+    if (!key || header.alg !== 'RS256' || !crypto.verify('sha256', signed, key, Buffer.from(match[3], 'base64url'))) return null
+    if (claims.exp < Date.now() / 1000 || claims.aud !== `${req.protocol}://${req.headers.host}`) return null
+    return claims
+  } catch {
+    return null
+  }
+}
+
+function dataverseGateway(req, res, next) {
+  const claims = bearerClaims(req)
+  record(req, claims ? DATAVERSE_USER : null)
+  if (!claims) {
+    res.status(401).set('WWW-Authenticate', 'Bearer').json({
+      error: { code: '0x80072560', message: 'The user is not a member of the organization.' },
+    })
+    return
+  }
+  const password = configuredUsers[DATAVERSE_USER].password
+  req.headers.authorization = `Basic ${Buffer.from(`${DATAVERSE_USER}:${password}`).toString('base64')}`
+  req.headers['x-ib-object-id'] = claims.oid
+  req.ibClaims = claims
+  if (dataversePaging(req, res)) next()
+}
+
+// Dataverse pages only by @odata.nextLink: the client asks for a page size with
+// Prefer: odata.maxpagesize, $top ends paging, and $skip is refused. CAP does none of this, so the
+// gateway does it on top of CAP's $top/$skip. Answers the request itself and returns false for $skip.
+const PAGE_SIZE = /odata\.maxpagesize=(\d+)/
+
+function dataversePaging(req, res) {
+  const [path, rawQuery = ''] = req.url.split('?')
+  const params = rawQuery.split('&').filter(Boolean)
+  const named = (name) => params.find((p) => p.startsWith(`${name}=`))
+  if (named('$skip') || named('%24skip')) {
+    res.status(400).json({ error: { code: '0x80060888', message: 'The query parameter $skip is not supported' } })
+    return false
+  }
+  const preference = PAGE_SIZE.exec(req.headers.prefer || '')
+  if (req.method !== 'GET' || !preference || named('$top')) return true
+  const size = Number(preference[1])
+  const token = named('$skiptoken')
+  const offset = token ? Number(token.split('=')[1]) : 0
+  const kept = params.filter((p) => !p.startsWith('$skiptoken='))
+  // one row more than the page tells whether there is a next page
+  const query = [...kept, `$top=${size + 1}`, `$skip=${offset}`].join('&')
+  req.url = `${path}?${query}`
+  req.query = Object.fromEntries([...kept, `$top=${size + 1}`, `$skip=${offset}`].map((p) => {
+    const [name, value = ''] = p.split('=')
+    return [decodeURIComponent(name), decodeURIComponent(value)]
+  }))
+  res.set('Preference-Applied', `odata.maxpagesize=${size}`)
+  const base = `${req.protocol}://${req.headers.host}${req.baseUrl}${path}` // CAP's routers change baseUrl
+  const send = res.send.bind(res)
+  res.send = (body) => {
+    let payload = null
+    try {
+      payload = JSON.parse(Buffer.isBuffer(body) ? body.toString() : body)
+    } catch {
+      return send(body)
+    }
+    if (Array.isArray(payload?.value) && payload.value.length > size) {
+      payload.value = payload.value.slice(0, size)
+      payload['@odata.nextLink'] = `${base}?${[...kept, `$skiptoken=${offset + size}`].join('&')}`
+    }
+    return send(JSON.stringify(payload))
+  }
+  return true
+}
+
+// The Global Discovery Service of a tenant with one environment: this server.
+function discoveryInstances(req, res) {
+  const origin = `${req.protocol}://${req.headers.host}`
+  res.json({
+    value: [
+      {
+        Id: 'd1a2b3c4-e5f6-4a7b-8c9d-0e1f2a3b4c5d',
+        UniqueName: 'unq5f8c2a',
+        UrlName: 'ibtest',
+        FriendlyName: 'IB Test',
+        State: 0,
+        Version: '9.2.24111.00190',
+        Url: origin,
+        ApiUrl: origin,
+        LastUpdated: '2024-11-20T10:00:00Z',
+        EnvironmentId: 'a9b8c7d6-e5f4-4a3b-2c1d-0e9f8a7b6c5d',
+        Region: 'EUR',
+        TenantId: req.ibClaims.tid,
+      },
+    ],
+  })
+}
+
 function testHooks() {
   const router = express.Router()
   router.post('/expire-csrf', (_req, res) => {
@@ -117,6 +228,8 @@ cds.on('bootstrap', (app) => {
   app.listen = (port, ...rest) => listen(port, HOST, ...rest)
   app.use('/test', testHooks())
   app.use('/odata/v4', v4Gateway)
+  app.use('/api/data', dataverseGateway)
+  app.get('/api/discovery/v2.0/Instances', dataverseGateway, discoveryInstances)
 })
 
 module.exports = cds.server
