@@ -118,7 +118,7 @@ def discovery_scopes(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def environment_scopes(url: str) -> list[str]:
     """A signed-in user's scopes for reading one environment's tables (via ``refresh_sign_in``)."""
-    return [resource_scope(environment_url(url), "user_impersonation")]
+    return [resource_scope(url, "user_impersonation")]
 
 
 def environment_url(text: str, *, allow_private: bool | None = None) -> str:
@@ -385,20 +385,27 @@ class DataverseProvider:
             raise SourceError(
                 "sign in with Microsoft first: reading the environment's tables needs its token"
             )
-        data = await fetch_metadata(
-            f"{origin}{API_PATH}$metadata",
-            headers={"Authorization": f"Bearer {source.password}"},
-            allow_private=self._http.allow_private,
-            limits=self._limits,
-            unauthorized_hint="the sign-in is not valid for this environment: sign in with Microsoft again",
+        not_dataverse = SourceError(
+            f"{origin} is not a Dataverse environment: {API_PATH}$metadata did not answer with OData V4 "
+            "metadata (check the URL in the Power Platform admin center)"
         )
+        try:
+            data = await fetch_metadata(
+                f"{origin}{API_PATH}$metadata",
+                headers={"Authorization": f"Bearer {source.password}"},
+                allow_private=self._http.allow_private,
+                limits=self._limits,
+                unauthorized_hint="the sign-in is not valid for this environment: sign in again",
+            )
+        except SourceError as error:
+            # a missing Web API (404) or a web page instead of it: some other web site
+            if " 404 " in str(error) or "HTML page" in str(error):
+                raise not_dataverse from None
+            raise
         try:
             return await asyncio.to_thread(self.parse_metadata, data, _environment_name(origin))
         except MetadataError:
-            raise SourceError(
-                f"{origin} is not a Dataverse environment: {API_PATH}$metadata did not answer with OData V4 "
-                "metadata (check the URL in the Power Platform admin center)"
-            ) from None
+            raise not_dataverse from None
 
     def parse_metadata(self, data: bytes, service_name: str = "Dataverse") -> Catalog:
         """Read a ``$metadata`` document offline; the same document gives the same (cached) catalog."""
