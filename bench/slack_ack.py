@@ -11,10 +11,13 @@ API and signed requests from `--concurrency` users at once for `--duration` seco
   settings step (view_submission), with the draft and the catalog in the database.
 - search: block_suggestion over the 269 entity sets of the Dataverse CSDL (../shared/corpora).
 
-Prints p50/p99 ack latency per kind and checks the budgets: p99 <= 100 ms for every kind and at most
-1.5x the minimal app's, and the Dataverse search p99 <= 50 ms.
+Users think: each sends at most `--rate` requests a second (default 2, faster than people click;
+`--rate 0` sends the next request as soon as the ack is back, which measures saturation: latency is
+then queueing for the CPU). Prints p50/p99 ack latency per kind and checks the budgets: p99 <= 100
+ms for every kind and at most 1.5x the minimal bolt app's, and the Dataverse search p99 <= 50 ms.
 
-    .venv/bin/python bench/slack_ack.py [--duration 20] [--concurrency 50] [--search-duration 10]
+    .venv/bin/python bench/slack_ack.py [--duration 20] [--concurrency 50] [--rate 2]
+        [--search-duration 10] [--postgres postgresql+asyncpg://user@127.0.0.1/postgres]
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ P99_BUDGET_MS = 100.0
 RATIO_BUDGET = 1.5
 SEARCH_P99_BUDGET_MS = 50.0
 DATAVERSE = CORPORA / "dataverse" / "dynamics-crm-v9.1.xml"
+MINIMAL = "minimal bolt app"
+MINIMAL_BEFORE_RESPONSE = "minimal, process_before_response"
 KINDS = ("slash_command", "block_actions", "block_suggestion", "view_submission")
 
 
@@ -233,10 +238,7 @@ async def measure_minimal(
     folder: Path,
 ) -> Rows:
     rows = []
-    for label, flag in (
-        ("minimal bolt app", []),
-        ("minimal, process_before_response", ["--before-response"]),
-    ):
+    for label, flag in ((MINIMAL, []), (MINIMAL_BEFORE_RESPONSE, ["--before-response"])):
         port = free_port()
         command = [
             sys.executable,
@@ -387,20 +389,26 @@ def report(rows: Rows, failures: list[str], args: argparse.Namespace) -> int:
         if samples:
             p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
             print(f"{app:<34}{kind:<18}{len(samples):>8}{p50:>10.1f}{p99:>10.1f}")
-    minimal = {
-        app: percentile(samples, 0.99) for app, _, samples in rows if app.startswith("minimal") and samples
-    }
-    ours = [(kind, percentile(samples, 0.99)) for app, kind, samples in rows if app == "ib serve" and samples]
-    search = [
-        percentile(samples, 0.99) for app, _, samples in rows if app.startswith("Dataverse") and samples
-    ]
+    p99s = {(app, kind): percentile(samples, 0.99) for app, kind, samples in rows if samples}
+    ours = {kind: p99 for (app, kind), p99 in p99s.items() if app == "ib serve"}
+    search = [p99 for (app, _), p99 in p99s.items() if app.startswith("Dataverse")]
+    print()
+    for app in (MINIMAL, MINIMAL_BEFORE_RESPONSE):
+        reference = p99s.get((app, "slash_command"))
+        if reference:
+            ratios = ", ".join(f"{kind} {p99 / reference:.2f}x" for kind, p99 in ours.items())
+            print(f"p99 over the {app}'s: {ratios}")
     problems = [
-        f"{kind}: p99 {p99:.1f} ms > {P99_BUDGET_MS:.0f} ms" for kind, p99 in ours if p99 > P99_BUDGET_MS
+        f"{kind}: p99 {p99:.1f} ms > {P99_BUDGET_MS:.0f} ms"
+        for kind, p99 in ours.items()
+        if p99 > P99_BUDGET_MS
     ]
-    for label, reference in minimal.items():
+    # The budget's reference is the minimal bolt app as bolt comes; the other row is for comparison.
+    reference = p99s.get((MINIMAL, "slash_command"))
+    if reference:
         problems += [
-            f"{kind}: p99 {p99:.1f} ms > {RATIO_BUDGET}x {label} ({reference:.1f} ms)"
-            for kind, p99 in ours
+            f"{kind}: p99 {p99:.1f} ms > {RATIO_BUDGET}x the {MINIMAL}'s ({reference:.1f} ms)"
+            for kind, p99 in ours.items()
             if p99 > RATIO_BUDGET * reference
         ]
     problems += [

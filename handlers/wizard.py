@@ -11,6 +11,7 @@ afterwards in :class:`~handlers.tasks.BackgroundTasks`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -448,10 +449,14 @@ class Wizard:
             return
         read_write = body.get("action_id") == OBJECTS_RW
         options = [
-            object_option(obj.name, obj.label, "" if writable(obj) or not read_write else READ_ONLY_IN_SYSTEM)
+            _option(obj.name, obj.label, "" if writable(obj) or not read_write else READ_ONLY_IN_SYSTEM)
             for obj in entry.index.search(str(body.get("value", "")))
         ]
         await ack(options=options)
+
+
+# Every keystroke in a picker asks for up to 100 options: build each one once (never mutated).
+_option = functools.lru_cache(maxsize=8192)(object_option)
 
 
 async def _refuse(ack: AsyncAck, shown: Mapping[str, Any], message: str) -> None:
