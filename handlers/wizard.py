@@ -2,11 +2,11 @@
 submission, Back/Change, Resume/Start over, and the object search.
 
 One modal, updated in place; its views carry only the draft id (``private_metadata``) and the
-step they show (``callback_id``). Everything else is in the draft row, saved with the version it
-was read at, so a retried or double-clicked submission finds the draft moved on (or loses the
-race with :class:`~storage.StaleDraft`) and answers with the view the draft is at instead of
-doing the step twice. Acks answer within milliseconds; fetching metadata and every Slack call run
-afterwards in :class:`~handlers.tasks.BackgroundTasks`.
+step they show (``callback_id``). Everything else is in the draft (:mod:`handlers.drafts`: this
+process's copy, written behind the ack with the version it was based on), so a retried or
+double-clicked submission finds the draft moved on and answers with the view the draft is at
+instead of doing the step twice. Acks answer within milliseconds; fetching metadata and every
+Slack call run afterwards in :class:`~handlers.tasks.BackgroundTasks`.
 """
 
 from __future__ import annotations
@@ -270,6 +270,7 @@ class Wizard:
             catalog = await read_catalog(
                 provider, load, bot_token=client.token or "", max_bytes=self.services.metadata_max_bytes
             )
+            await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
         except ProviderError as error:
             problem = _sentence(str(error))
         except Exception:
@@ -283,7 +284,6 @@ class Wizard:
         if problem:
             state.source.error = problem
         else:
-            await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
             loaded(state, load, catalog)
         changed = self.drafts.change(draft, state)
         if changed is not None:
@@ -473,17 +473,14 @@ async def _refuse(ack: AsyncAck, shown: Mapping[str, Any], message: str) -> None
 def register(app: AsyncApp, services: Services) -> None:
     wizard = Wizard(services)
 
+    def open_wizard(client: AsyncWebClient, user_id: str, team_id: str, trigger_id: str) -> None:
+        services.tasks.spawn(
+            wizard.open(client, user_id=user_id, team_id=team_id, trigger_id=trigger_id), name="wizard-open"
+        )
+
     async def new(request: CommandRequest) -> None:
         await request.ack()
-        services.tasks.spawn(
-            wizard.open(
-                request.client,
-                user_id=request.user_id,
-                team_id=request.team_id,
-                trigger_id=request.trigger_id,
-            ),
-            name="wizard-open",
-        )
+        open_wizard(request.client, request.user_id, request.team_id, request.trigger_id)
 
     services.subcommands.add("new", new, summary="create an integration with the wizard")
 
@@ -492,15 +489,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-        services.tasks.spawn(
-            wizard.open(
-                client,
-                user_id=str(context.user_id),
-                team_id=str(context.team_id),
-                trigger_id=str(body.get("trigger_id", "")),
-            ),
-            name="wizard-open",
-        )
+        open_wizard(client, str(context.user_id), str(context.team_id), str(body.get("trigger_id", "")))
 
     @app.view(re.compile(f"^{re.escape(CALLBACK_ID)}:"))
     async def wizard_submission(
