@@ -3,9 +3,9 @@
 Importing this package registers the built-in providers (see :mod:`providers.base`).
 """
 
-from providers import dataverse, salesforce, sap_odata
+from providers import dataverse, salesforce, sap_odata, sharepoint
 from providers.planned import register_planned
 
 register_planned()  # last: only for systems no provider module above implements
 
-__all__ = ["dataverse", "salesforce", "sap_odata"]
+__all__ = ["dataverse", "salesforce", "sap_odata", "sharepoint"]

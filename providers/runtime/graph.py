@@ -1,0 +1,717 @@
+"""Microsoft Graph client for SharePoint list items: what generated SharePoint drivers call.
+
+:class:`Client` (httpx.Client) and :class:`AsyncClient` (httpx.AsyncClient) share every line of
+protocol logic: each operation is a generator ("flow") that yields the HTTP calls it needs and
+receives their responses, so only the loop that performs the I/O differs between the twins.
+
+Decisions a caller may notice:
+
+- The connection: ``Connection.url`` is the site's Graph root,
+  ``https://graph.microsoft.com/v1.0/sites/<site id>/`` (what the Integration Manager hands out),
+  with a bearer access token. Lists are addressed by the name they had when the package was
+  generated, so the same package works on another site with the same lists. Every link Graph
+  returns is rebased onto the connection's origin, so the token never travels to another host.
+- Records are list items: ``id`` is the item's id, every other attribute a column of its
+  ``fields``; ``record.etag`` is the item's ``eTag``.
+- Filters become ``$filter`` on ``fields/<column>``, values encoded by type and quoted, never
+  pasted. Graph offers eq, ne, lt, le, gt, ge and startswith; SharePoint compares text without
+  regard to case, so the ``*_IGNORE_CASE`` twins give the same query; ends-with and contains
+  raise ValueError. Queries that filter or order send
+  ``Prefer: HonorNonIndexedQueriesWarningMayFailRandomly``, without which Graph refuses columns
+  that are not indexed. The ``FileDirRef`` attribute is the folder filter: EQUAL for the items of
+  one folder, STARTS_WITH for a folder and its subfolders.
+- Paging: Graph pages by ``@odata.nextLink`` only (no ``$skip``, no count): ``Page.next_link`` is
+  that link, ``total_count`` is None, ``skip`` must be a multiple of ``top`` (whole pages are
+  read and dropped), and ``count`` raises InvalidRequest.
+- ``create`` POSTs ``{"fields": ...}`` and returns the item as stored; ``update`` PATCHes the
+  item's fields, ``delete`` deletes it; with an ``etag`` both send ``If-Match`` and a stale one
+  answers :class:`~.errors.Conflict`. Read-only columns are never sent.
+- 429 answers (throttling) are :class:`~.errors.RateLimited` with Graph's ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any, NamedTuple, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from .connection import BasicAuth, Connection
+from .errors import (
+    ConfigurationError,
+    IntegrationError,
+    InvalidRequest,
+    RateLimited,
+    ServiceUnavailable,
+    error_for_status,
+)
+from .query import BasicFilter, FilterOperator, OrderBy, Page
+from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
+
+__all__ = ["HONOR_NON_INDEXED", "AsyncClient", "Client"]
+
+T = TypeVar("T")
+HONOR_NON_INDEXED = "HonorNonIndexedQueriesWarningMayFailRandomly"
+_ITEM_ID = "id"
+_MAX_MESSAGE = 500
+
+# --------------------------------------------------------------------------------------------
+# Values: wire <-> Python, and filter literals
+# --------------------------------------------------------------------------------------------
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _text_literal(value: Any) -> str:
+    text = value.value if isinstance(value, Enum) else value
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _number_literal(value: Any) -> str:
+    number = float(value)
+    if number - number != 0:
+        raise ValueError(f"SharePoint numbers cannot be {value!r}")
+    return repr(int(number)) if number.is_integer() else repr(number)
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _datetime(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _datetime_text(value: Any) -> str:
+    return _datetime(value).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _no_literal(value: Any) -> str:
+    raise ValueError("SharePoint cannot filter on this kind of column")
+
+
+class _TypeCodec(NamedTuple):
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]  # Python -> JSON body value
+    literal: Callable[[Any], str]  # Python -> $filter literal
+
+
+_TEXT = _TypeCodec(str, str, _text_literal)
+_JSON = _TypeCodec(_identity, _identity, _no_literal)
+_TYPES: dict[str, _TypeCodec] = {
+    "id": _TEXT,
+    "text": _TEXT,
+    "choice": _TEXT,
+    "calculated": _TEXT,
+    "folder": _TEXT,
+    "number": _TypeCodec(float, float, _number_literal),
+    "currency": _TypeCodec(_decimal, float, _number_literal),
+    "boolean": _TypeCodec(bool, bool, lambda v: "true" if v else "false"),
+    "dateTime": _TypeCodec(_datetime, _datetime_text, lambda v: _text_literal(_datetime_text(v))),
+}
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+class _FieldCodec(NamedTuple):
+    field: FieldDescriptor
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]
+    literal: Callable[[Any], str]
+
+
+def _field_codec(field: FieldDescriptor) -> _FieldCodec:
+    codec = _TYPES.get(field.wire_type, _JSON)
+    decode: Callable[[Any], Any] = codec.decode
+    encode: Callable[[Any], Any] = codec.encode
+    literal: Callable[[Any], str] = codec.literal
+    if field.enum is not None:
+        lookup = {member.value: member for member in field.enum}
+
+        def decode_choice(value: Any) -> Any:
+            # a choice added after generation must not make the item unreadable
+            return lookup.get(value, value)
+
+        decode, encode = decode_choice, lambda v: str(_enum_value(v))
+    if field.collection:
+        element_decode, element_encode = decode, encode
+        decode = lambda v: [element_decode(e) for e in v]  # noqa: E731
+        encode = lambda v: [element_encode(e) for e in v]  # noqa: E731
+    return _FieldCodec(field, decode, encode, literal)
+
+
+class _ObjectCodec:
+    """Everything the client needs about one list, computed once."""
+
+    def __init__(self, obj: ObjectDescriptor) -> None:
+        self.obj = obj
+        self.fields = tuple(_field_codec(f) for f in obj.fields)
+        self.by_wire = {c.field.wire: c for c in self.fields}
+        self.by_attr = {c.field.attr: c for c in self.fields}
+        columns = [c.field.wire for c in self.fields if c.field.wire != _ITEM_ID]
+        self.expand = f"fields(select={','.join(columns)})" if columns else "fields"
+        self.key = next((c for c in self.fields if c.field.key), None)
+
+    def field(self, name: Any) -> _FieldCodec:
+        wire = name.value if isinstance(name, Enum) else name
+        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
+        if codec is None:
+            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
+        return codec
+
+    def decode(self, item: Mapping[str, Any]) -> Any:
+        fields = {**(item.get("fields") or {}), _ITEM_ID: item.get("id")}
+        values: dict[str, Any] = {}
+        nulls: list[str] = []
+        for codec in self.fields:
+            raw = fields.get(codec.field.wire)
+            if raw is None:
+                values[codec.field.attr] = None
+                nulls.append(codec.field.attr)
+            else:
+                values[codec.field.attr] = codec.decode(raw)
+        record = self.obj.model(**values)
+        record._ib_set_meta(item.get("eTag") or item.get("@odata.etag"), frozenset(nulls))
+        return record
+
+    def body(self, record: Any, attributes_to_send: Sequence[str] | None, creating: bool) -> dict[str, Any]:
+        chosen = self.fields if attributes_to_send is None else [self.field(n) for n in attributes_to_send]
+        body: dict[str, Any] = {}
+        for codec in chosen:
+            if not (codec.field.creatable if creating else codec.field.updatable):
+                continue
+            value = getattr(record, codec.field.attr)
+            if value is not None:
+                body[codec.field.wire] = codec.encode(value)
+            elif attributes_to_send is not None:
+                body[codec.field.wire] = None
+        return body
+
+    def item_id(self, key: Mapping[str, Any]) -> str:
+        if self.key is None:
+            raise ValueError(f"{self.obj.name} has no id: it cannot be read, updated or deleted by key")
+        names = {self.key.field.wire, self.key.field.attr}
+        unknown = sorted(set(key) - names)
+        if unknown:
+            raise ValueError(f"{self.obj.name}: {', '.join(unknown)} is not its key")
+        value = next((key[n] for n in names if n in key), None)
+        if value is None or not str(value).strip():
+            raise ValueError(f"{self.obj.name}: the key {self.key.field.wire!r} is missing")
+        return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (_datetime(when) - datetime.now(UTC)).total_seconds())
+
+
+def error_from_response(response: httpx.Response, what: str) -> IntegrationError:
+    """The :mod:`errors` exception for a failed Graph response (``{"error": {"code", "message"}}``)."""
+    status = response.status_code
+    code: str | None = None
+    message = ""
+    request_id = response.headers.get("request-id")
+    try:
+        error = json.loads(response.content).get("error") or {}
+        code = str(error.get("code") or "") or None
+        message = " ".join(str(error.get("message") or "").split())[:_MAX_MESSAGE]
+        request_id = str((error.get("innerError") or {}).get("request-id") or request_id or "") or None
+    except (ValueError, AttributeError):
+        message = response.text.strip()[:_MAX_MESSAGE]
+    text = f"{what}: {message or response.reason_phrase or f'HTTP {status}'}"
+    if status == 429 or (status == 503 and response.headers.get("retry-after")):
+        return RateLimited(
+            text,
+            retry_after=_retry_after(response.headers.get("retry-after")),
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    return error_for_status(status)(text, status=status, code=code, request_id=request_id)
+
+
+# --------------------------------------------------------------------------------------------
+# The shared protocol: flows that yield calls and receive responses
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Turns an answer the list's columns do not describe into one clear error."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IntegrationError(f"{what}: unexpected answer from Graph ({exc!r})") from exc
+
+
+class _Call(NamedTuple):
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes | None
+    what: str
+
+
+_Flow = Generator[_Call, httpx.Response, T]
+
+_COMPARISONS = {
+    FilterOperator.EQUAL: "eq",
+    FilterOperator.EQUAL_IGNORE_CASE: "eq",
+    FilterOperator.NOT_EQUAL: "ne",
+    FilterOperator.GREATER: "gt",
+    FilterOperator.GREATER_OR_EQUAL: "ge",
+    FilterOperator.LESS: "lt",
+    FilterOperator.LESS_OR_EQUAL: "le",
+}
+_QUERY_SAFE = "$,()'*:@/="
+
+
+def _query_string(params: Mapping[str, str]) -> str:
+    return "&".join(
+        f"{quote(name, safe=_QUERY_SAFE)}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
+    )
+
+
+class _Core:
+    """Protocol state and logic shared by :class:`Client` and :class:`AsyncClient`."""
+
+    def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
+        if isinstance(connection.auth, BasicAuth):
+            raise ConfigurationError(
+                f"{service.integration}: Microsoft Graph takes an access token (BearerAuth), "
+                "not a user and password"
+            )
+        self.connection = connection
+        self.root = connection.url if connection.url.endswith("/") else connection.url + "/"
+        self.origin = httpx.URL(self.root)
+        self.headers = {"Accept": "application/json", **connection.headers, **connection.auth_headers()}
+        self.params = dict(connection.params)
+        self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
+
+    def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
+        entry = self._codecs.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            return entry[1]
+        codec = _ObjectCodec(obj)
+        self._codecs[id(obj)] = (obj, codec)
+        return codec
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> _Call:
+        merged = {**self.headers, **headers} if headers else self.headers
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            merged = {**merged, "Content-Type": "application/json"}
+        query = {**self.params, **(params or {})}
+        if query:
+            url = f"{url}{'&' if '?' in url else '?'}{_query_string(query)}"
+        return _Call(method, url, merged, content, what)
+
+    def rebase(self, link: str) -> str:
+        url = self.origin.join(link)
+        if (url.scheme, url.host, url.port) != (self.origin.scheme, self.origin.host, self.origin.port):
+            url = url.copy_with(scheme=self.origin.scheme, host=self.origin.host, port=self.origin.port)
+        return str(url)
+
+    def items_url(self, obj: ObjectDescriptor, item_id: str | None = None) -> str:
+        url = f"{self.root}lists/{quote(obj.name, safe='')}/items"
+        return url if item_id is None else f"{url}/{quote(item_id, safe='')}"
+
+    def transport_error(self, exc: httpx.HTTPError, call: _Call) -> ServiceUnavailable:
+        host = self.origin.host + (f":{self.origin.port}" if self.origin.port else "")
+        if isinstance(exc, httpx.TimeoutException):
+            reason = f"no answer from {host} within {self.connection.timeout:g} s"
+        else:
+            reason = f"cannot reach {host} ({type(exc).__name__})"
+        return ServiceUnavailable(f"{call.what}: {reason}")
+
+    @staticmethod
+    def check(response: httpx.Response, what: str) -> None:
+        if response.status_code >= 400:
+            raise error_from_response(response, what)
+
+    def payload(self, response: httpx.Response, what: str) -> Any:
+        self.check(response, what)
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise IntegrationError(f"{what}: Graph answered with something that is not JSON") from exc
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def condition(self, codec: _ObjectCodec, condition: BasicFilter) -> str:
+        field = codec.field(condition.attribute)
+        subject = f"fields/{field.field.wire}"
+        operator = condition.operator
+        comparison = _COMPARISONS.get(operator)
+        if comparison is not None:
+            literal = "null" if condition.value is None else field.literal(_enum_value(condition.value))
+            return f"{subject} {comparison} {literal}"
+        if operator in (FilterOperator.STARTS_WITH, FilterOperator.STARTS_WITH_IGNORE_CASE):
+            return f"startswith({subject},{_text_literal(_enum_value(condition.value))})"
+        raise ValueError(
+            f"{codec.obj.name}: SharePoint lists filter with equal, not equal, greater/less (or equal) and "
+            f"starts with only, not {operator.name.lower()}"
+        )
+
+    def query(
+        self,
+        codec: _ObjectCodec,
+        filters: Sequence[BasicFilter],
+        advanced_filter: str | None,
+        order_by: Sequence[OrderBy] = (),
+        advanced_order_by: str | None = None,
+    ) -> dict[str, str]:
+        params: dict[str, str] = {"expand": codec.expand}
+        conditions = [self.condition(codec, f) for f in filters]
+        if advanced_filter and advanced_filter.strip():
+            conditions.append(f"({advanced_filter})" if conditions else advanced_filter)
+        if conditions:
+            params["$filter"] = " and ".join(conditions)
+        ordering = [f"fields/{codec.field(o.attribute).field.wire} {o.direction.value}" for o in order_by]
+        if advanced_order_by and advanced_order_by.strip():
+            ordering.append(advanced_order_by)
+        if ordering:
+            params["$orderby"] = ",".join(ordering)
+        return params
+
+    @staticmethod
+    def read_headers(params: Mapping[str, str]) -> dict[str, str]:
+        # Graph refuses to filter or order on columns that are not indexed unless told to try
+        return {"Prefer": HONOR_NON_INDEXED} if "$filter" in params or "$orderby" in params else {}
+
+    # --- flows -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter],
+        advanced_filter: str | None,
+        order_by: Sequence[OrderBy],
+        advanced_order_by: str | None,
+        skip: int,
+        top: int,
+    ) -> _Flow[Page[Any]]:
+        codec = self.codec(obj)
+        params = {
+            **self.query(codec, filters, advanced_filter, order_by, advanced_order_by),
+            "$top": str(top),
+        }
+        return self._page(codec, self.items_url(obj), params, skip, top, drop=skip)
+
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
+        if page.next_link is None:
+            raise ValueError(f"{obj.name}: this is the last page, there is no next one")
+        link = self.rebase(page.next_link)
+        params = {k: v for k, v in httpx.URL(link).params.items() if k not in self.params}
+        skip = page.skip + len(page.items)
+        return self._page(self.codec(obj), link.split("?", 1)[0], params, skip, page.top, drop=0)
+
+    def _page(
+        self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, drop: int
+    ) -> _Flow[Page[Any]]:
+        if skip < 0 or top <= 0:
+            raise ValueError("skip must not be negative and top must be positive")
+        if drop % top:
+            raise ValueError(
+                f"{codec.obj.name}: SharePoint pages by next links only: skip must be a multiple of top "
+                f"({skip} is not a multiple of {top}); follow next_page instead"
+            )
+        what = f"search {codec.obj.name}"
+        headers = self.read_headers(params)
+        call = self.call("GET", url, what, params, headers)
+        while True:
+            response = yield call
+            payload = self.payload(response, what)
+            with _decoding(what):
+                rows = list(payload["value"])
+                link = payload.get("@odata.nextLink")
+                if drop <= 0:
+                    items = [codec.decode(row) for row in rows]
+                    return Page(items, None, self.rebase(link) if link else None, skip, top, codec.obj.name)
+            drop -= len(rows)
+            if not link:
+                return Page([], None, None, skip, top, codec.obj.name)
+            call = self.call("GET", self.rebase(link), what, None, headers)
+
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> _Flow[Any]:
+        codec = self.codec(obj)
+        return self._read(codec, codec.item_id(key), f"get {obj.name}")
+
+    def _read(self, codec: _ObjectCodec, item_id: str, what: str) -> _Flow[Any]:
+        response = yield self.call("GET", self.items_url(codec.obj, item_id), what, {"expand": codec.expand})
+        payload = self.payload(response, what)
+        with _decoding(what):
+            return codec.decode(payload)
+
+    def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None
+    ) -> _Flow[Any]:
+        codec = self.codec(obj)
+        what = f"create {obj.name}"
+        body = {"fields": codec.body(record, attributes_to_send, creating=True)}
+        response = yield self.call("POST", self.items_url(obj), what, body=body)
+        payload = self.payload(response, what)
+        with _decoding(what):
+            return codec.decode(payload)
+
+    def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None,
+        etag: str | None,
+    ) -> _Flow[None]:
+        codec = self.codec(obj)
+        what = f"update {obj.name}"
+        url = self.items_url(obj, codec.item_id(key)) + "/fields"
+        body = codec.body(record, attributes_to_send, creating=False)
+        response = yield self.call("PATCH", url, what, None, {"If-Match": etag} if etag else None, body)
+        self.check(response, what)
+
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
+        codec = self.codec(obj)
+        what = f"delete {obj.name}"
+        headers = {"If-Match": etag} if etag else None
+        response = yield self.call("DELETE", self.items_url(obj, codec.item_id(key)), what, None, headers)
+        self.check(response, what)
+
+
+# --------------------------------------------------------------------------------------------
+# The clients: only the I/O differs
+# --------------------------------------------------------------------------------------------
+
+
+def _verify(connection: Connection) -> bool | ssl.SSLContext:
+    # httpx deprecates a CA bundle path as ``verify``; a context says the same
+    if isinstance(connection.verify, str):
+        return ssl.create_default_context(cafile=connection.verify)
+    return connection.verify
+
+
+def _result(stop: StopIteration) -> Any:
+    return stop.value
+
+
+def _cannot_count(obj: ObjectDescriptor) -> InvalidRequest:
+    return InvalidRequest(f"count {obj.name}: SharePoint lists cannot count items through Microsoft Graph")
+
+
+class Client:
+    """Synchronous Graph client for one site's lists; use as a context manager or call close()."""
+
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
+    ) -> None:
+        self._core = _Core(connection, service)
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=connection.timeout, verify=_verify(connection))
+
+    def _send(self, call: _Call) -> httpx.Response:
+        request = self._http.build_request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            content=call.content,
+            timeout=self._core.connection.timeout,
+        )
+        try:
+            return self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc, call) from exc
+
+    def _run(self, flow: _Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(self._send(call))
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter] = (),
+        advanced_filter: str | None = None,
+        order_by: Sequence[OrderBy] = (),
+        advanced_order_by: str | None = None,
+        skip: int = 0,
+        top: int = 50,
+    ) -> Page[Any]:
+        """Up to ``top`` items after ``skip`` (a multiple of ``top``), with a link to the next page."""
+        return self._run(
+            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+        )
+
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
+        """The page after ``page``; ValueError when ``page`` is the last one."""
+        return self._run(self._core.next_page(obj, page))
+
+    def count(
+        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
+    ) -> int:
+        """Always InvalidRequest: Graph cannot count list items."""
+        raise _cannot_count(obj)
+
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+        """One item by id; NotFound when it does not exist."""
+        return self._run(self._core.get(obj, key))
+
+    def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+    ) -> Any:
+        """Create ``record`` and return the item as SharePoint stored it."""
+        return self._run(self._core.create(obj, record, attributes_to_send))
+
+    def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Change the item with ``key``; Conflict when ``etag`` is stale."""
+        self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
+        """Delete the item with ``key``; Conflict when ``etag`` is stale."""
+        self._run(self._core.delete(obj, key, etag))
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
+
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self._core = _Core(connection, service)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=_verify(connection))
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        request = self._http.build_request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            content=call.content,
+            timeout=self._core.connection.timeout,
+        )
+        try:
+            return await self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc, call) from exc
+
+    async def _run(self, flow: _Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(await self._send(call))
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    async def search(
+        self,
+        obj: ObjectDescriptor,
+        filters: Sequence[BasicFilter] = (),
+        advanced_filter: str | None = None,
+        order_by: Sequence[OrderBy] = (),
+        advanced_order_by: str | None = None,
+        skip: int = 0,
+        top: int = 50,
+    ) -> Page[Any]:
+        """Up to ``top`` items after ``skip`` (a multiple of ``top``), with a link to the next page."""
+        return await self._run(
+            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+        )
+
+    async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
+        """The page after ``page``; ValueError when ``page`` is the last one."""
+        return await self._run(self._core.next_page(obj, page))
+
+    async def count(
+        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
+    ) -> int:
+        """Always InvalidRequest: Graph cannot count list items."""
+        raise _cannot_count(obj)
+
+    async def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+        """One item by id; NotFound when it does not exist."""
+        return await self._run(self._core.get(obj, key))
+
+    async def create(
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+    ) -> Any:
+        """Create ``record`` and return the item as SharePoint stored it."""
+        return await self._run(self._core.create(obj, record, attributes_to_send))
+
+    async def update(
+        self,
+        obj: ObjectDescriptor,
+        key: Mapping[str, Any],
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Change the item with ``key``; Conflict when ``etag`` is stale."""
+        await self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+
+    async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
+        """Delete the item with ``key``; Conflict when ``etag`` is stale."""
+        await self._run(self._core.delete(obj, key, etag))
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
