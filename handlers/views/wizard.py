@@ -146,10 +146,12 @@ def _source_element(source_field: SourceField, state: WizardState) -> dict[str, 
         return {
             "type": "file_input",
             "action_id": source_field.name,
-            "filetypes": ["xml", "edmx", "json", "txt"],
+            "filetypes": ["xml", "edmx", "json", "txt", "zip"],
             "max_files": 1,
         }
     if kind == "choice":
+        if not source_field.choices:
+            return None  # filled in after signing in, which the wizard does not offer yet
         choice_options = [option(label, value) for value, label in source_field.choices]
         element = {"type": "static_select", "action_id": source_field.name, "options": choice_options}
         chosen = state.source.options.get(source_field.name, "")
@@ -175,10 +177,11 @@ def source_step(
         )
     for source_field in fields:
         if source_field.kind == "authorize":
+            # No dead button: signing in from the wizard needs the design-time authorization flow.
             blocks.append(
-                actions(
-                    f"authorize_{source_field.name}",
-                    button(source_field.label, "wizard_authorize", source_field.name, style="primary"),
+                context(
+                    f"*{escape(source_field.label)}* from Slack is not available in this installation "
+                    "yet: use the other fields."
                 )
             )
             continue

@@ -71,3 +71,12 @@ def test_the_source_step_never_fills_in_the_password() -> None:
     view = source_step(DRAFT_ID, crowded_state("source"), sap, sap.source_fields())
     [password] = [ref.element for ref in iter_elements(view["blocks"]) if ref.action_id == "password"]
     assert "initial_value" not in password
+
+
+@pytest.mark.parametrize("provider", all_providers(), ids=lambda provider: provider.key)
+def test_every_providers_source_step_is_accepted_by_slack(provider: Any) -> None:
+    view = source_step(DRAFT_ID, crowded_state("source"), provider, provider.source_fields())
+    assert view_problems(view, surface="modal") == []
+    assert not any(
+        ref.type == "button" and ref.action_id != "wizard_back" for ref in iter_elements(view["blocks"])
+    )
