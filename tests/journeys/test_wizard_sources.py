@@ -131,3 +131,20 @@ async def wait_for_warning(user: WizardUser) -> None:
     await wait_for(
         lambda: user.step == "source" and ":warning:" in user.text, what="a warning on the source step"
     )
+
+
+async def test_a_provider_that_signs_in_takes_a_saved_metadata_file_instead(
+    driver: Driver, fake_slack: FakeSlack, service: RunningService
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    edmx = corpus_file("dataverse/dynamics-crm-v9.1.xml").read_bytes()
+    upload = fake_slack.workspace.add_user_file(DEVELOPER.id, "dataverse.xml", edmx, "application/xml")
+    await user.start()
+    await user.choose_provider("dataverse")
+    await user.wait_step("source")
+    assert "Sign in with Microsoft* from Slack is not available" in user.text
+
+    await user.submit({"metadata_file": [upload]})
+    await user.wait_step("objects")
+
+    assert "accounts" in await user.search("objects_rw", "account")
