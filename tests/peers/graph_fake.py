@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jwt
 
@@ -46,6 +46,7 @@ HONOR_NON_INDEXED = "HonorNonIndexedQueriesWarningMayFailRandomly"
 _COMPARISON = re.compile(r"fields/(\w+) (eq|ne|lt|le|gt|ge) (.+)")
 _STARTS_WITH = re.compile(r"startswith\(fields/(\w+),\s*'((?:[^']|'')*)'\)")
 _SELECT = re.compile(r"fields(?:\(select=([\w,]+)\))?")
+_LINK_SAFE = "$,()'*:/"  # what Graph leaves unencoded in the query of its next links
 
 
 class _Refusal(Exception):
@@ -386,7 +387,7 @@ class GraphFake:
         if start + top < len(rows):
             kept = {k: v for k, v in query.items() if k != "$skiptoken"}
             kept["$skiptoken"] = f"Paged=TRUE&p_ID={start + top}"
-            link = "&".join(f"{k}={v}" for k, v in kept.items()).replace(" ", "%20")
+            link = "&".join(f"{k}={quote(v, safe=_LINK_SAFE)}" for k, v in kept.items())
             answer["@odata.nextLink"] = f"{self.base_url}/sites/{site.id}/lists/{fake_list.id}/items?{link}"
         return 200, answer, {}
 
@@ -452,7 +453,10 @@ def _handler(fake: GraphFake) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             request_id = str(uuid.uuid4())
             try:
-                body = json.loads(raw) if raw else None
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    raise _Refusal(400, "BadRequest", "Unable to read JSON request payload.") from None
                 status, answer, extra = fake.handle(method, self.path, headers, body)
             except _Refusal as refusal:
                 status, extra = refusal.status, refusal.headers
@@ -467,9 +471,6 @@ def _handler(fake: GraphFake) -> type[BaseHTTPRequestHandler]:
                         },
                     }
                 }
-            except ValueError:
-                status, extra = 400, {}
-                answer = {"error": {"code": "BadRequest", "message": "Unable to read JSON request payload."}}
             data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("request-id", request_id)
