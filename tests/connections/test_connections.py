@@ -10,7 +10,9 @@ from sqlalchemy import select
 
 from generator.publisher import Publisher, deploy
 from handlers.connections_service import ConnectionService, ConnectionServiceError
+from providers import base
 from providers.model import Catalog
+from providers.planned import PlannedProvider
 from storage import Database
 from storage.models import AuditEntry
 from tests.fixtures.connections import add_environment, grant, publish, runtime_token
@@ -170,12 +172,19 @@ async def test_bad_values_are_refused_under_their_field_and_nothing_is_saved(
         ("two\nlines", "dev", "sap-odata", "name"),
         ("ok", "nowhere", "sap-odata", "environment"),
         ("ok", "dev", "oracle", "provider"),
-        ("ok", "dev", "sharepoint", "provider"),
+        ("ok", "dev", "erpnext", "provider"),
     ],
 )
 async def test_a_name_environment_or_provider_that_cannot_be_used_is_refused(
-    connections: ConnectionService, name: str, environment: str, provider: str, field: str
+    connections: ConnectionService,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    environment: str,
+    provider: str,
+    field: str,
 ) -> None:
+    # a system the wizard lists but this installation cannot connect to yet
+    monkeypatch.setitem(base._REGISTRY, "erpnext", PlannedProvider("erpnext", "ERPNext"))
     with pytest.raises(ConnectionServiceError) as refused:
         await connections.create_connection(
             ADMIN,
