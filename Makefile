@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEERS := tests/peers
 
-.PHONY: run test install dev peers wheelhouse lint typecheck pytest bench clean
+.PHONY: run test install dev peers wheelhouse lint typecheck pytest postgres-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,22 @@ typecheck: dev
 pytest: dev peers wheelhouse
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# With IB_TEST_POSTGRES_URL set, every test on the `database` fixture runs on SQLite and again on
+# a throwaway PostgreSQL database, and tests/scale runs (several replicas need PostgreSQL).
+postgres-check: dev
+	@$(BIN)/python -m tests.scale.postgres_check
+
 test: dev peers wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	@if [ -n "$$IB_TEST_POSTGRES_URL" ]; then $(MAKE) --no-print-directory postgres-check; fi
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	@if [ -z "$$IB_TEST_POSTGRES_URL" ]; then \
+		echo; \
+		echo "!!! The PostgreSQL pass did NOT run: only SQLite was tested. Set IB_TEST_POSTGRES_URL"; \
+		echo "!!! (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres) or run .ci/run."; \
+		echo; \
+	fi
 
 bench: dev peers wheelhouse
 	$(BIN)/python bench/generate.py

@@ -2,6 +2,7 @@
 
 The job is queued with `ib publish` (no --wait), as a CI step next to a running service would;
 ``IB_TEST_PUBLISH_STEP_DELAY`` (test-only) holds each step long enough to kill the process in it.
+Runs on every backend of the ``database_url`` fixture (SQLite, and PostgreSQL when configured).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import hashlib
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import URL, RowMapping, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from generator.publisher import STEP_DELAY_ENV
 from storage import Database, Environments, RuntimeTokens
@@ -31,23 +33,40 @@ LIMIT_S = 60.0  # failure detection only, not a speed assertion
 FINISHED = re.compile(r"publish job (\S+) finished: published")
 
 
-def job_row(folder: Path, job_id: str) -> sqlite3.Row:
-    with sqlite3.connect(f"file:{folder / 'ib.db'}?mode=ro", uri=True) as connection:
-        connection.row_factory = sqlite3.Row
-        row = connection.execute("SELECT * FROM publish_jobs WHERE id = ?", (job_id,)).fetchone()
+def sync_url(database_url: str) -> URL:
+    """The same database through a synchronous driver, for a test that reads it between steps."""
+    url = make_url(database_url)
+    return url.set(drivername="sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg")
+
+
+def job_row(database_url: str, job_id: str) -> RowMapping:
+    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            row = (
+                connection.execute(text("SELECT * FROM publish_jobs WHERE id = :id"), {"id": job_id})
+                .mappings()
+                .first()
+            )
+    finally:
+        engine.dispose()
     assert row is not None
     return row
 
 
-def scalar(folder: Path, query: str) -> object:
-    with sqlite3.connect(f"file:{folder / 'ib.db'}?mode=ro", uri=True) as connection:
-        return connection.execute(query).fetchone()[0]
+def scalar(database_url: str, query: str) -> object:
+    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(query)).scalar()
+    finally:
+        engine.dispose()
 
 
-def wait_for_state(folder: Path, job_id: str, states: set[str], served: Served) -> str:
+def wait_for_state(database_url: str, job_id: str, states: set[str], served: Served) -> str:
     deadline = time.monotonic() + LIMIT_S
     while time.monotonic() < deadline:
-        state = str(job_row(folder, job_id)["state"])
+        state = str(job_row(database_url, job_id)["state"])
         if state in states:
             return state
         assert served.process.poll() is None, served.log()
@@ -55,9 +74,9 @@ def wait_for_state(folder: Path, job_id: str, states: set[str], served: Served) 
     pytest.fail(f"job {job_id} never reached {sorted(states)}:\n{served.log()}")
 
 
-def dev_token(folder: Path) -> str:
+def dev_token(database_url: str) -> str:
     async def create() -> str:
-        database = Database(f"sqlite+aiosqlite:///{folder / 'ib.db'}")
+        database = Database(database_url)
         try:
             async with database.session() as session:
                 dev = await Environments(session).require("dev")
@@ -69,7 +88,7 @@ def dev_token(folder: Path) -> str:
     return asyncio.run(create())
 
 
-def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path) -> None:
+def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, database_url: str) -> None:
     spec = tmp_path / "integration.json"
     spec.write_text(
         json.dumps(
@@ -82,7 +101,8 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path) ->
         ),
         encoding="utf-8",
     )
-    slow = {"IB_ADMINS": ADMIN, STEP_DELAY_ENV: "2"}
+    on_the_database = {"IB_ADMINS": ADMIN, "IB_DATABASE_URL": database_url}
+    slow = {**on_the_database, STEP_DELAY_ENV: "2"}
     first = start_serve(tmp_path, slow)
     try:
         queued = subprocess.run(
@@ -107,32 +127,32 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path) ->
         )
         assert queued.returncode == 0, queued.stderr
         job_id = queued.stdout.split()[3]
-        wait_for_state(tmp_path, job_id, {"building"}, first)
+        wait_for_state(database_url, job_id, {"building"}, first)
         first.process.kill()
         first.process.wait()
     finally:
         first.stop()
     first_log = first.log()  # the restart writes the same log file again
-    assert job_row(tmp_path, job_id)["state"] == "building"
+    assert job_row(database_url, job_id)["state"] == "building"
 
-    second = start_serve(tmp_path, {"IB_ADMINS": ADMIN})
+    second = start_serve(tmp_path, on_the_database)
     try:
-        wait_for_state(tmp_path, job_id, {"published", "failed"}, second)
-        token = dev_token(tmp_path)
+        wait_for_state(database_url, job_id, {"published", "failed"}, second)
+        token = dev_token(database_url)
         auth = {"Authorization": "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()}
         page = httpx.get(f"{second.base_url}/envs/dev/simple/gw-crash/", headers=auth)
         wheel = httpx.get(f"{second.base_url}/envs/dev/files/gw_crash-0.1.0-py3-none-any.whl", headers=auth)
         deadline = time.monotonic() + LIMIT_S
-        while job_row(tmp_path, job_id)["notified_at"] is None and time.monotonic() < deadline:
+        while job_row(database_url, job_id)["notified_at"] is None and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         second.stop()
 
-    job = job_row(tmp_path, job_id)
+    job = job_row(database_url, job_id)
     assert (job["state"], job["error"], job["attempts"]) == ("published", None, 2)
-    assert scalar(tmp_path, "SELECT count(*) FROM publish_jobs") == 1
-    assert scalar(tmp_path, "SELECT count(*) FROM integration_versions") == 1
-    sha256 = scalar(tmp_path, "SELECT sha256 FROM integration_versions")
+    assert scalar(database_url, "SELECT count(*) FROM publish_jobs") == 1
+    assert scalar(database_url, "SELECT count(*) FROM integration_versions") == 1
+    sha256 = scalar(database_url, "SELECT sha256 FROM integration_versions")
     assert page.status_code == 200
     assert re.findall(r"#sha256=([0-9a-f]{64})", page.text)[0] == sha256
     assert len(re.findall(r"\.whl#sha256=", page.text)) == 1
