@@ -103,7 +103,7 @@ class SlackBot:
                 installation_store=self.installation_store,
                 state_store=self.state_store,
             )
-        # Values are passed explicitly: bolt would otherwise read SLACK_* variables by itself.
+        # Passed explicitly from Settings; bolt reads SLACK_* variables itself only for what is missing.
         self.app = AsyncApp(
             token=None if oauth_settings else settings.slack_bot_token or None,
             signing_secret=settings.slack_signing_secret,
