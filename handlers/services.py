@@ -20,7 +20,7 @@ from handlers.drafts import DraftStore
 from handlers.module_names import ModuleNames
 from handlers.tasks import BackgroundTasks
 from handlers.units import UnitsOfWork
-from storage import Database
+from storage import AccessGrants, Database
 
 SLACK_FILE_MAX_BYTES = 10 * 1024 * 1024  # Slack's own cap for a file_input
 
@@ -100,3 +100,9 @@ class Services:
     subcommands: Subcommands = field(default_factory=Subcommands)
     metadata_max_bytes: int = SLACK_FILE_MAX_BYTES
     environment: str = "dev"  # the wizard publishes to the development environment only
+    admins: frozenset[str] = frozenset()  # IB_ADMINS: every role in every environment
+
+    async def has_role(self, user_id: str, role: str, environment: str) -> bool:
+        """Whether ``user_id`` holds ``role`` in ``environment`` (a read: fine in the ack path)."""
+        async with self.units.reading() as session:
+            return await AccessGrants(session, self.admins).has_role(user_id, role, environment)
