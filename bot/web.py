@@ -19,8 +19,10 @@ from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
 from bot.index import install_index
 from bot.manager import install_manager
+from bot.metrics import install_metrics
 from bot.slack_app import install_slack
 from generator.publisher import Publisher
+from generator.workers import ProcrastinateRunner, uses_task_queue
 from storage import Database, SecretBox
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "SETTINGS",
     "RouteInstaller",
     "create_app",
+    "serve_installers",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,30 +61,53 @@ def install_health(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
 
 
-def install_publisher(app: web.Application) -> None:
-    """The publisher (``app[PUBLISHER]``) and its in-process job runner, started and stopped with
-    the app; at start it resumes the jobs a previous process left unfinished."""
-    publisher = Publisher(app[DATABASE], base_url=app[SETTINGS].public_base_url)
-    app[PUBLISHER] = publisher
+def publisher_installer(*, deferring: bool) -> RouteInstaller:
+    """The publisher (``app[PUBLISHER]``) and its job runner, started and stopped with the app; at
+    start it resumes the jobs a previous process left unfinished. ``deferring`` (PostgreSQL only)
+    leaves running the jobs to `ib worker` processes; else they run in this process."""
 
-    async def start(app: web.Application) -> None:
-        await publisher.start()
+    def install(app: web.Application) -> None:
+        database = app[DATABASE]
+        runner = ProcrastinateRunner(database) if deferring else None
+        publisher = Publisher(database, base_url=app[SETTINGS].public_base_url, runner=runner)
+        app[PUBLISHER] = publisher
 
-    async def stop(app: web.Application) -> None:
-        await publisher.stop()
+        async def start(app: web.Application) -> None:
+            await publisher.start()
 
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+        async def stop(app: web.Application) -> None:
+            await publisher.stop()
+
+        app.on_startup.append(start)
+        app.on_cleanup.append(stop)
+
+    return install
 
 
-# install_slack comes after install_publisher: the Slack bot hands its Publish clicks to app[PUBLISHER].
+install_publisher = publisher_installer(deferring=False)
+install_deferring_publisher = publisher_installer(deferring=True)
+
+
+# install_slack comes after install_publisher: the Slack bot hands its Publish clicks to app[PUBLISHER];
+# install_metrics comes last: it wraps the publisher's final notifier.
 ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (
     install_health,
     install_publisher,
     install_index,
     install_manager,
     install_slack,
+    install_metrics,
 )
+
+
+def serve_installers(database: Database) -> tuple[RouteInstaller, ...]:
+    """What `ib serve` installs: on PostgreSQL the replicas defer publish jobs to `ib worker`s."""
+    if not uses_task_queue(database):
+        return ROUTE_INSTALLERS
+    return tuple(
+        install_deferring_publisher if install is install_publisher else install
+        for install in ROUTE_INSTALLERS
+    )
 
 
 def create_app(

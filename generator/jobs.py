@@ -1,8 +1,9 @@
 """Where publish jobs run: the :class:`JobRunner` interface and the in-process runner.
 
 The embedded default runs jobs as asyncio tasks inside ``ib serve``; their state lives in the
-database, so a runner is only a scheduler and may be replaced (e.g. by procrastinate workers on
-PostgreSQL) without touching the job steps: a worker just calls the executor with the job id.
+database, so a runner is only a scheduler and may be replaced without touching the job steps: on
+PostgreSQL, ``generator/workers.py`` defers jobs to procrastinate and ``ib worker`` processes call
+the executor with the job id.
 """
 
 from __future__ import annotations
@@ -61,14 +62,12 @@ class InProcessRunner:
     async def start(self) -> None:
         self._running = True
         if self._pending is not None and self._poller is None:
-            self._poller = asyncio.create_task(self._poll(self._pending), name="publish-job-poll")
+            self._poller = start_polling(self._pending, self.enqueue, self._poll_interval)
 
     async def stop(self) -> None:
         self._running = False
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-            self._poller = None
+        await stop_polling(self._poller)
+        self._poller = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._stop_grace)
             for task in pending:
@@ -94,7 +93,13 @@ class InProcessRunner:
         finally:
             self._active.discard(job_id)
 
-    async def _poll(self, pending: PendingJobs) -> None:
+
+def start_polling(
+    pending: PendingJobs, enqueue: Callable[[str], None], interval: float
+) -> asyncio.Task[None]:
+    """A task that enqueues ``pending()``'s job ids every ``interval`` seconds until cancelled."""
+
+    async def poll() -> None:
         while True:
             try:
                 job_ids = await pending()
@@ -102,5 +107,13 @@ class InProcessRunner:
                 log.warning("cannot look for publish jobs to run: %s", error.__class__.__name__)
                 job_ids = []
             for job_id in job_ids:
-                self.enqueue(job_id)
-            await asyncio.sleep(self._poll_interval)
+                enqueue(job_id)
+            await asyncio.sleep(interval)
+
+    return asyncio.create_task(poll(), name="publish-job-poll")
+
+
+async def stop_polling(poller: asyncio.Task[None] | None) -> None:
+    if poller is not None:
+        poller.cancel()
+        await asyncio.gather(poller, return_exceptions=True)

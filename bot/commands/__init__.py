@@ -9,6 +9,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "generate",
     "db",
     "serve",
+    "worker",
     "keys",
     "slack",
     "env",

@@ -24,7 +24,7 @@ from bot.commands.db import load_secret_box, load_settings, migrate, open_databa
 from bot.config import Settings
 from bot.log import configure_logging
 from bot.slack_app import SLACK_BOT, SlackBot
-from bot.web import create_app
+from bot.web import create_app, serve_installers
 
 log = logging.getLogger("ib.serve")
 
@@ -32,7 +32,7 @@ log = logging.getLogger("ib.serve")
 SHUTDOWN_GRACE_S = 10.0
 
 
-def _port(value: str) -> int:
+def tcp_port(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {value!r}")
     return int(value)
@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
         description="Migrate the database, then serve HTTP until SIGTERM or SIGINT.",
     )
     parser.add_argument("--host", help="address to listen on (default: IB_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=_port, help="port to listen on (default: IB_PORT or 8080)")
+    parser.add_argument("--port", type=tcp_port, help="port to listen on (default: IB_PORT or 8080)")
     parser.add_argument(
         "--socket-mode",
         action="store_true",
@@ -69,7 +69,7 @@ async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
     try:
         revision = await migrate(database)
         log.info("database %s is at revision %s", database.display_url, revision)
-        app = create_app(settings, database, secret_box)
+        app = create_app(settings, database, secret_box, installers=serve_installers(database))
         runner = web.AppRunner(app)
         await runner.setup()
         # Everything loaded so far (modules, the app) lives as long as the process: keeping it out

@@ -1,13 +1,12 @@
-"""`ib serve` killed in the middle of a publish job finishes it exactly once after a restart.
+"""The service killed in the middle of a publish job finishes it exactly once after a restart.
 
 The job is queued with `ib publish` (no --wait), as a CI step next to a running service would;
-``IB_TEST_PUBLISH_STEP_DELAY`` (test-only) holds each step long enough to kill the process in it.
-Runs on every backend of the ``database_url`` fixture (SQLite, and PostgreSQL when configured).
+``IB_TEST_PUBLISH_STEP_DELAY`` (test-only) holds each step long enough to kill the service in it.
+On SQLite the service is `ib serve`; on PostgreSQL `ib serve` and the `ib worker` that runs the job.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -19,73 +18,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import URL, RowMapping, create_engine, make_url, text
-from sqlalchemy.pool import NullPool
 
 from generator.publisher import STEP_DELAY_ENV
-from storage import Database, Environments, RuntimeTokens
-from tests.bot.test_serve import Served, serve_env, start_serve
+from tests.bot.test_serve import serve_env
 from tests.fixtures.corpora import corpus_file
 from tests.fixtures.publish import ADMIN
+from tests.scale.deployment import dev_token, job_row, scalar, start_deployment, wait_for_state
 
 pytestmark = pytest.mark.slow
 LIMIT_S = 60.0  # failure detection only, not a speed assertion
 FINISHED = re.compile(r"publish job (\S+) finished: published")
-
-
-def sync_url(database_url: str) -> URL:
-    """The same database through a synchronous driver, for a test that reads it between steps."""
-    url = make_url(database_url)
-    return url.set(drivername="sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg")
-
-
-def job_row(database_url: str, job_id: str) -> RowMapping:
-    engine = create_engine(sync_url(database_url), poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            row = (
-                connection.execute(text("SELECT * FROM publish_jobs WHERE id = :id"), {"id": job_id})
-                .mappings()
-                .first()
-            )
-    finally:
-        engine.dispose()
-    assert row is not None
-    return row
-
-
-def scalar(database_url: str, query: str) -> object:
-    engine = create_engine(sync_url(database_url), poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text(query)).scalar()
-    finally:
-        engine.dispose()
-
-
-def wait_for_state(database_url: str, job_id: str, states: set[str], served: Served) -> str:
-    deadline = time.monotonic() + LIMIT_S
-    while time.monotonic() < deadline:
-        state = str(job_row(database_url, job_id)["state"])
-        if state in states:
-            return state
-        assert served.process.poll() is None, served.log()
-        time.sleep(0.05)
-    pytest.fail(f"job {job_id} never reached {sorted(states)}:\n{served.log()}")
-
-
-def dev_token(database_url: str) -> str:
-    async def create() -> str:
-        database = Database(database_url)
-        try:
-            async with database.session() as session:
-                dev = await Environments(session).require("dev")
-                _, token = await RuntimeTokens(session).create(dev, label="test", created_by=ADMIN)
-            return token
-        finally:
-            await database.dispose()
-
-    return asyncio.run(create())
 
 
 def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, database_url: str) -> None:
@@ -101,9 +43,8 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, da
         ),
         encoding="utf-8",
     )
-    on_the_database = {"IB_ADMINS": ADMIN, "IB_DATABASE_URL": database_url}
-    slow = {**on_the_database, STEP_DELAY_ENV: "2"}
-    first = start_serve(tmp_path, slow)
+    slow = {"IB_ADMINS": ADMIN, STEP_DELAY_ENV: "2"}
+    first = start_deployment(tmp_path, database_url, slow)
     try:
         queued = subprocess.run(
             [
@@ -119,7 +60,7 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, da
                 str(corpus_file("sap-v2/GWSAMPLE_BASIC.edmx")),
             ],
             cwd=tmp_path,
-            env=serve_env(tmp_path, slow),
+            env=serve_env(tmp_path, {**slow, "IB_DATABASE_URL": database_url}),
             capture_output=True,
             text=True,
             timeout=LIMIT_S,
@@ -127,21 +68,22 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, da
         )
         assert queued.returncode == 0, queued.stderr
         job_id = queued.stdout.split()[3]
-        wait_for_state(database_url, job_id, {"building"}, first)
-        first.process.kill()
-        first.process.wait()
+        wait_for_state(database_url, job_id, {"building"}, *first.processes)
+        first.kill()
     finally:
         first.stop()
     first_log = first.log()  # the restart writes the same log file again
     assert job_row(database_url, job_id)["state"] == "building"
 
-    second = start_serve(tmp_path, on_the_database)
+    second = start_deployment(tmp_path, database_url, {"IB_ADMINS": ADMIN})
     try:
-        wait_for_state(database_url, job_id, {"published", "failed"}, second)
+        wait_for_state(database_url, job_id, {"published", "failed"}, *second.processes)
         token = dev_token(database_url)
         auth = {"Authorization": "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()}
-        page = httpx.get(f"{second.base_url}/envs/dev/simple/gw-crash/", headers=auth)
-        wheel = httpx.get(f"{second.base_url}/envs/dev/files/gw_crash-0.1.0-py3-none-any.whl", headers=auth)
+        page = httpx.get(f"{second.replica.base_url}/envs/dev/simple/gw-crash/", headers=auth)
+        wheel = httpx.get(
+            f"{second.replica.base_url}/envs/dev/files/gw_crash-0.1.0-py3-none-any.whl", headers=auth
+        )
         deadline = time.monotonic() + LIMIT_S
         while job_row(database_url, job_id)["notified_at"] is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -159,5 +101,5 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, da
     assert hashlib.sha256(wheel.content).hexdigest() == sha256
     second_log = second.log()
     assert FINISHED.findall(first_log) + FINISHED.findall(second_log) == [job_id]
-    assert "resuming 1 publish job(s)" in second_log
+    assert "resuming 1 publish job(s)" in second.replica.log()
     assert "Traceback" not in first_log + second_log

@@ -1,0 +1,239 @@
+"""Publish jobs on PostgreSQL: procrastinate defers them, ``ib worker`` processes run them.
+
+Every replica of ``ib serve`` defers (:class:`ProcrastinateRunner`); any number of ``ib worker``
+processes run :data:`PUBLISH_TASK` by calling the publisher's executor (:func:`run_workers`). The
+job's own state stays in ``publish_jobs``; procrastinate only says who runs what when:
+
+- one procrastinate job per publish job waiting at a time (queueing lock = the publish job id),
+  so a job deferred again by another replica, or at a restart, is not queued twice;
+- one lock per integration (team and module name): two publishes of one integration never
+  interleave, whichever workers take them;
+- transient failures (the database, the network) are retried with exponential backoff;
+- a worker killed mid-job stops sending heartbeats; the other workers give its jobs back to the
+  queue after :data:`STALLED_AFTER_S`, and the executor resumes the job from its stored state.
+
+procrastinate's schema is applied when a runner or worker starts, once per database (under an
+advisory lock, skipped when its tables exist): the Alembic migrations stay backend-neutral.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+import psycopg
+from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
+from procrastinate.schema import SchemaManager
+from sqlalchemy import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from generator.jobs import DEFAULT_CONCURRENCY, Executor, start_polling, stop_polling
+from storage import Database, PublishJobs
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TASK: Final = "ib.publish"
+PUBLISH_QUEUE: Final = "publish"
+# Seconds between a worker's heartbeats, and without one before its jobs go to other workers.
+HEARTBEAT_S: Final = 2.0
+STALLED_AFTER_S: Final = 10.0
+# Queued jobs that another process stored (`ib publish` next to the service) are deferred this often.
+POLL_INTERVAL_S: Final = 2.0
+_EXECUTE: Final = "execute"
+_SCHEMA_LOCK: Final = 0x1B_0057  # any constant shared by every process of the service
+_CANCELLED: Final = "publishing was cancelled; nothing was published"
+
+# A database restart or a network blip: the job's state is in the database, so trying the same
+# job again later is safe. Anything else the executor raises is a bug; the job fails at once.
+RETRY: Final = RetryStrategy(
+    max_attempts=5, exponential_wait=2, retry_exceptions=[SQLAlchemyError, OSError, TimeoutError]
+)
+
+
+def uses_task_queue(database: Database) -> bool:
+    """True when publish jobs go through procrastinate: the database is PostgreSQL."""
+    return database.url.get_backend_name() == "postgresql"
+
+
+def libpq_url(database_url: URL | str) -> str:
+    """The SQLAlchemy URL ``postgresql+asyncpg://...`` as the libpq URL psycopg connects with."""
+    url = make_url(database_url)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _publish(context: JobContext, job_id: str) -> None:
+    execute: Executor = context.additional_context[_EXECUTE]
+    await execute(job_id)
+
+
+def task_queue(database: Database) -> App:
+    """The procrastinate app on ``database`` (open it with ``async with app.open_async()``)."""
+    app = App(connector=PsycopgConnector(conninfo=libpq_url(database.url)))
+    app.task(name=PUBLISH_TASK, queue=PUBLISH_QUEUE, retry=RETRY, pass_context=True)(_publish)
+    return app
+
+
+async def apply_schema(database: Database) -> bool:
+    """Create procrastinate's tables unless they exist; True when this call created them."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(database.url)) as connection:
+        async with connection.transaction():
+            # Replicas starting together: one creates the schema, the others wait and find it.
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            cursor = await connection.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                return False
+            await connection.execute(SchemaManager.get_schema())
+    log.info("created the task queue tables (procrastinate) in the database")
+    return True
+
+
+async def _integration_lock(database: Database, job_id: str) -> str | None:
+    async with database.reader() as session:
+        job = await PublishJobs(session).get(job_id)
+    if job is None:
+        return None
+    return f"publish:{job.team_id}:{job.spec.get('module_name')}"
+
+
+class ProcrastinateRunner:
+    """The :class:`~generator.jobs.JobRunner` of ``ib serve`` on PostgreSQL: it only defers.
+
+    It also defers, every ``poll_interval`` seconds, the queued jobs other processes stored without
+    deferring them (`ib publish` next to the service); deferring a job twice is harmless.
+    """
+
+    def __init__(self, database: Database, *, poll_interval: float = POLL_INTERVAL_S) -> None:
+        self._database = database
+        self._poll_interval = poll_interval
+        self._app = task_queue(database)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._open = False
+
+    async def start(self) -> None:
+        await apply_schema(self._database)
+        await self._app.open_async()
+        self._open = True
+        if self._poller is None:
+            self._poller = start_polling(self._queued, self.enqueue, self._poll_interval)
+
+    async def stop(self) -> None:
+        await stop_polling(self._poller)
+        self._poller = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._open:
+            self._open = False
+            await self._app.close_async()
+
+    async def _queued(self) -> list[str]:
+        async with self._database.reader() as session:
+            return await PublishJobs(session).queued()
+
+    def enqueue(self, job_id: str) -> None:
+        if not self._open:
+            return
+        task = asyncio.create_task(self._defer(job_id), name=f"defer-publish-job-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def defer(self, job_id: str) -> bool:
+        """Queue ``job_id`` for a worker; False when it is waiting in the queue already."""
+        lock = await _integration_lock(self._database, job_id)
+        if lock is None:
+            return False
+        deferrer = self._app.configure_task(
+            PUBLISH_TASK, lock=lock, queueing_lock=f"publish-job:{job_id}", queue=PUBLISH_QUEUE
+        )
+        try:
+            await deferrer.defer_async(job_id=job_id)
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def _defer(self, job_id: str) -> None:
+        try:
+            await self.defer(job_id)
+        except Exception as error:  # the job stays queued in the database; the next poll defers it
+            log.warning("cannot defer publish job %s yet: %s", job_id, error.__class__.__name__)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel ``job_id`` if no worker started it yet: it fails as cancelled and a worker
+        sends its final notification. False when it is past that point."""
+        async with self._database.reader() as session:
+            job = await PublishJobs(session).get(job_id)
+        if job is None or job.state != "queued":
+            return False
+        cancelled = False
+        for waiting in await self._app.job_manager.list_jobs_async(
+            queueing_lock=f"publish-job:{job_id}", status="todo"
+        ):
+            assert waiting.id is not None
+            cancelled |= await self._app.job_manager.cancel_job_by_id_async(waiting.id)
+        if not cancelled:
+            return False
+        async with self._database.session() as session:
+            failed = await PublishJobs(session).advance(job_id, "failed", error=_CANCELLED)
+        # Either announces the cancellation or, if a worker claimed the job meanwhile, runs it.
+        await self.defer(job_id)
+        return failed
+
+
+async def retry_stalled_jobs(app: App) -> int:
+    """Give the jobs of workers that stopped sending heartbeats back to the queue."""
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(
+            queue=PUBLISH_QUEUE, task_name=PUBLISH_TASK, seconds_since_heartbeat=STALLED_AFTER_S
+        )
+    )
+    for job in stalled:
+        publish_job = job.task_kwargs.get("job_id")
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            # The publish job waits in the queue already (deferred again at a replica's start):
+            # that one resumes it, so the stalled copy just ends.
+            assert job.id is not None
+            await app.job_manager.finish_job_by_id_async(job.id, status=Status.ABORTED, delete_job=False)
+        log.warning("publish job %s: its worker stopped; another worker resumes it", publish_job)
+    return len(stalled)
+
+
+async def _watch_stalled(app: App) -> None:
+    while True:
+        await asyncio.sleep(STALLED_AFTER_S / 2)
+        try:
+            await retry_stalled_jobs(app)
+        except Exception as error:  # the next round tries again
+            log.warning("cannot look for stalled publish jobs: %s", error.__class__.__name__)
+
+
+async def run_workers(
+    database: Database,
+    execute: Executor,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    name: str = "ib-worker",
+) -> None:
+    """Run publish jobs with ``execute`` until SIGTERM or SIGINT (then finish the running ones)."""
+    await apply_schema(database)
+    app = task_queue(database)
+    async with app.open_async():
+        watcher = asyncio.create_task(_watch_stalled(app), name="stalled-publish-jobs")
+        try:
+            await app.run_worker_async(
+                queues=[PUBLISH_QUEUE],
+                concurrency=concurrency,
+                name=name,
+                additional_context={_EXECUTE: execute},
+                update_heartbeat_interval=HEARTBEAT_S,
+                stalled_worker_timeout=STALLED_AFTER_S,
+                delete_jobs="successful",
+            )
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
