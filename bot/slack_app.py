@@ -40,18 +40,19 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app_keys import DATABASE, PUBLISHER, SETTINGS
+from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
 from bot.manifest import BOT_SCOPES
 from generator.publisher import Publisher
 from handlers import HANDLER_MODULES
 from handlers.catalogs import CatalogStore
+from handlers.connections_service import ConnectionService
 from handlers.drafts import DraftStore
 from handlers.module_names import ModuleNames
 from handlers.services import Services
 from handlers.tasks import ACK_SENT, BackgroundTasks
 from handlers.units import UnitsOfWork
-from storage import Database
+from storage import Database, SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class SlackBot:
         database: Database,
         publisher: Publisher,
         *,
+        secret_box: SecretBox | None = None,
         handler_modules: Sequence[str] = HANDLER_MODULES,
     ) -> None:
         self.settings = settings
@@ -128,6 +130,12 @@ class SlackBot:
             tasks=tasks,
             slack_api_url=settings.slack_api_url,
             metadata_max_bytes=settings.metadata_max_bytes,
+            # Without secret keys no connection credential could be stored or read.
+            connections=ConnectionService(
+                database, secret_box, admins=settings.admins, base_url=settings.public_base_url
+            )
+            if secret_box is not None
+            else None,
         )
         for module_name in handler_modules:
             importlib.import_module(module_name).register(self.app, self.services)
@@ -230,7 +238,7 @@ def install_slack(app: web.Application) -> None:
     settings = app[SETTINGS]
     if not (settings.slack_bot_token or settings.slack_install_enabled):
         return
-    bot = SlackBot(settings, app[DATABASE], app[PUBLISHER])
+    bot = SlackBot(settings, app[DATABASE], app[PUBLISHER], secret_box=app.get(SECRET_BOX))
     app[SLACK_BOT] = bot
     if settings.slack_signing_secret:
         app.router.add_post(EVENTS_PATH, bot.handle_events)

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from generator.publisher import Publisher
 from handlers.catalogs import CatalogStore
+from handlers.connections_service import ConnectionService
 from handlers.drafts import DraftStore
 from handlers.module_names import ModuleNames
 from handlers.tasks import BackgroundTasks
@@ -100,6 +101,7 @@ class Services:
     subcommands: Subcommands = field(default_factory=Subcommands)
     metadata_max_bytes: int = SLACK_FILE_MAX_BYTES
     environment: str = "dev"  # the wizard publishes to the development environment only
+    connections: ConnectionService | None = None  # None when the service has no secret keys
     admins: frozenset[str] = frozenset()  # IB_ADMINS: every role in every environment
 
     async def has_role(self, user_id: str, role: str, environment: str) -> bool:
