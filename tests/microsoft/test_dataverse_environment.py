@@ -144,3 +144,9 @@ def test_packages_get_a_short_lived_token_and_never_the_key(
     assert answer["auth"]["type"] == "bearer" and 0 < answer["expires_in"] < 3600
     text = json.dumps(answer)
     assert "PRIVATE KEY" not in text and "CERTIFICATE" not in text
+
+
+def test_an_expired_sign_in_asks_to_sign_in_again(dataverse_environment: DataverseEnvironmentPeer) -> None:
+    source = MetadataSource(kind="url", location=dataverse_environment.url, password="expired-token")
+    with pytest.raises(SourceError, match=r"401.*sign in again"):
+        asyncio.run(dataverse_environment.provider().discover(source))
