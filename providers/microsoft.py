@@ -32,6 +32,10 @@ from typing import Any, Final, TypeVar
 import httpx
 import msal
 import requests
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.base import ConnectionField, ConnectionValueError, ProviderError
 from providers.certificates import CERTIFICATE_FIELD, PRIVATE_KEY_FIELD
@@ -327,6 +331,7 @@ class AppCredential:
                 "certificate authentication needs the certificate (PEM) uploaded to the app registration",
                 CERTIFICATE_FIELD,
             )
+        _check_key_pair(private_key, certificate)
         return cls(tenant, client_id, private_key_pem=private_key, certificate_pem=certificate)
 
     def msal_credential(self) -> str | dict[str, str]:
@@ -335,6 +340,25 @@ class AppCredential:
         # With the certificate MSAL signs with PS256 and names it by its SHA-256 thumbprint
         # (x5t#S256), what Entra ID expects today.
         return {"private_key": self.private_key_pem or "", "public_certificate": self.certificate_pem or ""}
+
+
+def _check_key_pair(private_key_pem: str, certificate_pem: str) -> None:
+    """A clear error for a key or certificate MSAL could not use, before any token request."""
+    try:
+        key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
+        raise ConnectionValueError(
+            "the private key is not an unencrypted PEM private key", PRIVATE_KEY_FIELD
+        ) from None
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise ConnectionValueError("the certificate is not a PEM certificate", CERTIFICATE_FIELD) from None
+    public_key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(public_key, rsa.RSAPublicKey):
+        raise ConnectionValueError("Microsoft Entra ID takes RSA certificates only", CERTIFICATE_FIELD)
+    if key.public_key().public_numbers() != public_key.public_numbers():
+        raise ConnectionValueError("the private key does not belong to the certificate", PRIVATE_KEY_FIELD)
 
 
 @dataclass(frozen=True, slots=True)

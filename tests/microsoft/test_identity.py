@@ -204,6 +204,29 @@ def test_connection_values_that_cannot_sign_in_name_their_field(
     assert refused.value.field == field
 
 
+def test_a_private_key_that_does_not_belong_to_the_certificate_is_named(
+    microsoft_tenant: MicrosoftTenant,
+) -> None:
+    values, secrets = microsoft_tenant.connection()
+    other = generate_certificate("another key")
+    cases = [
+        (
+            {PRIVATE_KEY_FIELD: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"},
+            {},
+            "not an unencrypted",
+        ),
+        (
+            {PRIVATE_KEY_FIELD: other.private_key_pem.decode("ascii")},
+            {},
+            "does not belong to the certificate",
+        ),
+        ({}, {"certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}, "not a PEM"),
+    ]
+    for secret_change, value_change, words in cases:
+        with pytest.raises(ConnectionValueError, match=words):
+            AppCredential.from_connection({**values, **value_change}, {**secrets, **secret_change})
+
+
 def test_the_authority_host_must_be_https() -> None:
     assert (
         authority_host({"IB_MICROSOFT_AUTHORITY_HOST": "https://127.0.0.1:8443/"}) == "https://127.0.0.1:8443"
