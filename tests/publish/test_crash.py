@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,14 @@ from generator.publisher import STEP_DELAY_ENV
 from tests.bot.test_serve import serve_env
 from tests.fixtures.corpora import corpus_file
 from tests.fixtures.publish import ADMIN
-from tests.scale.deployment import dev_token, job_row, scalar, start_deployment, wait_for_state
+from tests.scale.deployment import (
+    dev_token,
+    job_row,
+    scalar,
+    start_deployment,
+    wait_for_state,
+    wait_until_notified,
+)
 
 pytestmark = pytest.mark.slow
 LIMIT_S = 60.0  # failure detection only, not a speed assertion
@@ -84,9 +90,7 @@ def test_a_job_killed_mid_way_finishes_once_after_the_restart(tmp_path: Path, da
         wheel = httpx.get(
             f"{second.replica.base_url}/envs/dev/files/gw_crash-0.1.0-py3-none-any.whl", headers=auth
         )
-        deadline = time.monotonic() + LIMIT_S
-        while job_row(database_url, job_id)["notified_at"] is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_notified(database_url, job_id)
     finally:
         second.stop()
 

@@ -136,6 +136,13 @@ def wait_for_state(database_url: str, job_id: str, states: set[str], *processes:
     pytest.fail(f"job {job_id} never reached {sorted(states)}:\n{logs}")
 
 
+def wait_until_notified(database_url: str, job_id: str) -> None:
+    """Until the job's final notification is claimed (it may follow the final state)."""
+    deadline = time.monotonic() + STARTUP_LIMIT_S
+    while job_row(database_url, job_id)["notified_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def dev_token(database_url: str) -> str:
     async def create() -> str:
         database = Database(database_url)
