@@ -449,7 +449,9 @@ class DataverseProvider:
         requester = context.get("requester") or "A developer"
         access = context.get("access", "read-write")
         certificate = context.get("certificate")
-        url = context.get("service_url") or "the environment"
+        # the spec's source: an environment or site URL, or only a saved file's name
+        source = context.get("service_url") or ""
+        url = source if source.startswith(("https://", "http://")) else "the environment"
         where = f" in *{environment}*" if environment else ""
         app_name = f"Integration Builder - {integration}"
         upload = (

@@ -419,7 +419,9 @@ class SharePointProvider:
         requester = context.get("requester") or "A developer"
         access = context.get("access", "read-write")
         certificate = context.get("certificate")
-        site = context.get("service_url") or "the site"
+        # the spec's source: an environment or site URL, or only a saved file's name
+        source = context.get("service_url") or ""
+        site = source if source.startswith(("https://", "http://")) else "the site"
         where = f" in *{environment}*" if environment else ""
         app_name = f"Integration Builder - {integration}"
         upload = (
