@@ -60,6 +60,8 @@ bench: dev peers wheelhouse
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/manager.py
+	$(BIN)/python bench/slack_ack.py
+	$(BIN)/python bench/microsoft.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache $(PEERS)/node_modules
