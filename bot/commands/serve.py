@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from bot.commands import CommandError
 from bot.commands.db import load_secret_box, load_settings, migrate, open_database
 from bot.config import Settings
-from bot.log import configure_logging
+from bot.log import QuietAccessLogger, configure_logging
 from bot.slack_app import SLACK_BOT, SlackBot
 from bot.web import create_app, serve_installers
 
@@ -70,7 +70,7 @@ async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
         revision = await migrate(database)
         log.info("database %s is at revision %s", database.display_url, revision)
         app = create_app(settings, database, secret_box, installers=serve_installers(database))
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log_class=QuietAccessLogger)
         await runner.setup()
         # Everything loaded so far (modules, the app) lives as long as the process: keeping it out
         # of the cyclic GC's full collections spares every request a pause of a tenth of a second.
