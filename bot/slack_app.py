@@ -49,6 +49,7 @@ from handlers.catalogs import CatalogStore
 from handlers.connections_service import ConnectionService
 from handlers.drafts import DraftStore
 from handlers.module_names import ModuleNames
+from handlers.publish_progress import SlackNotifier
 from handlers.services import Services
 from handlers.tasks import ACK_SENT, BackgroundTasks
 from handlers.units import UnitsOfWork
@@ -130,6 +131,7 @@ class SlackBot:
             tasks=tasks,
             slack_api_url=settings.slack_api_url,
             metadata_max_bytes=settings.metadata_max_bytes,
+            admins=frozenset(settings.admins),
             # Without secret keys no connection credential could be stored or read.
             connections=ConnectionService(
                 database, secret_box, admins=settings.admins, base_url=settings.public_base_url
@@ -139,12 +141,23 @@ class SlackBot:
         )
         for module_name in handler_modules:
             importlib.import_module(module_name).register(self.app, self.services)
+        # Publish jobs report to their requester's DM from now on (jobs resumed at start included).
+        publisher.notifier = SlackNotifier(
+            self.client, units, base_url=settings.public_base_url, bot_token=self.bot_token
+        )
         self._session: aiohttp.ClientSession | None = None
         self._socket_mode: _SocketModeHandler | None = None
 
     @property
     def oauth_enabled(self) -> bool:
         return self.installation_store is not None
+
+    async def bot_token(self, team_id: str) -> str | None:
+        """The bot token for work no request brought (publish DMs); None where the app is not installed."""
+        if self.installation_store is None:
+            return self.settings.slack_bot_token or None
+        bot = await self.installation_store.async_find_bot(enterprise_id=None, team_id=team_id)
+        return bot.bot_token if bot is not None else None
 
     async def start(self) -> None:
         # One connection pool for every Slack call (slack_sdk opens one per call otherwise).

@@ -6,4 +6,11 @@ with bolt's decorators on ``app``. ``bot/slack_app.py`` calls them in this order
 may replace a subcommand of an earlier one.
 """
 
-HANDLER_MODULES: tuple[str, ...] = ("handlers.commands", "handlers.wizard", "handlers.connections")
+HANDLER_MODULES: tuple[str, ...] = (
+    "handlers.commands",
+    "handlers.wizard",
+    "handlers.connections",
+    "handlers.publish_progress",
+    "handlers.integrations",
+    "handlers.deploy",
+)

@@ -47,7 +47,7 @@ from storage.models import Integration, IntegrationVersion
 
 log = logging.getLogger(__name__)
 
-USAGE = "<integration> <env> [version]"
+USAGE = "<integration> <env>"
 
 
 async def deploy_form(
@@ -304,7 +304,10 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     services.subcommands.add(
-        "deploy", deploy_command, summary="promote a published version to another environment", usage=USAGE
+        "deploy",
+        deploy_command,
+        summary="promote a published version to another environment (the newest unless a version follows)",
+        usage=USAGE,
     )
 
     @app.action(DEPLOY_OPEN_ACTION)

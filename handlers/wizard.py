@@ -364,6 +364,7 @@ class Wizard:
         await after_ack(context)
         state = WizardState.from_dict(draft.state)
         try:
+            await _require_developer(self.services, draft.owner_user_id)
             job = await self.services.publisher.submit(
                 team_id=draft.team_id,
                 user_id=draft.owner_user_id,
@@ -453,6 +454,15 @@ class Wizard:
             for obj in entry.index.search(str(body.get("value", "")))
         ]
         await ack(options=options)
+
+
+async def _require_developer(services: Services, user_id: str) -> None:
+    environment = services.environment
+    if not await services.has_role(user_id, "developer", environment):
+        raise PublishRefused(
+            f"publishing to {environment} needs the developer role there; an admin grants it with "
+            f"`ib access grant {user_id} developer {environment}`"
+        )
 
 
 # Every keystroke in a picker asks for up to 100 options: build each one once (never mutated).

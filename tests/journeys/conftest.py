@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from storage import Database
+from storage import AccessGrants, Database
 from tests.journeys.service import RunningService, running_service, slack_settings
-from tests.slack import Driver, FakeSlack
+from tests.slack import DEVELOPER, Driver, FakeSlack
 
 
 @pytest.fixture
@@ -25,6 +25,8 @@ async def service(
     slack_signing_secret: str,
     allow_private_urls: None,
 ) -> AsyncIterator[RunningService]:
+    async with database.session() as session:  # the workspace's developer may publish from the wizard
+        await AccessGrants(session).grant(DEVELOPER.id, "developer", "dev", created_by="setup")
     async with running_service(
         slack_settings(database_url, fake_slack, slack_signing_secret), database
     ) as running:

@@ -14,7 +14,7 @@ async def reply_to(driver: Driver, fake: FakeSlack, text: str) -> str:
     return str(fake.ephemerals_for(DEVELOPER.id)[-1].text)
 
 
-async def test_help_unknown_and_not_yet_built_subcommands_all_answer(
+async def test_help_and_unknown_subcommands_answer(
     driver: Driver, fake_slack: FakeSlack, service: RunningService
 ) -> None:
     help_text = await reply_to(driver, fake_slack, "help")
@@ -32,9 +32,6 @@ async def test_help_unknown_and_not_yet_built_subcommands_all_answer(
     assert unknown.startswith("Sorry, `/ib frobnicate` is not something I know.")
     assert help_text in unknown
 
-    coming = await reply_to(driver, fake_slack, "deploy shop qa")
-    assert coming.startswith("`/ib deploy` is coming soon")
-    assert fake_slack.calls("views.open") == []
 
 
 async def upload_and_open_objects(user: WizardUser, fake: FakeSlack, corpus: str) -> None:
