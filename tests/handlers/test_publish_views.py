@@ -186,13 +186,13 @@ def test_an_integration_in_more_environments_than_a_page_holds_still_fits() -> N
 
 def test_the_deploy_modal_offers_at_most_100_versions_newest_first() -> None:
     versions = tuple(VersionChoice(f"0.1.{n}", ("dev",) if n == 149 else ()) for n in reversed(range(150)))
-    form = DeployForm(
-        module="shop", versions=versions, version=None, environments=("dev", "qa"), target="qa"
-    )
+    form = DeployForm(module="shop", versions=versions, version=None, environments=("dev", "qa"), target="qa")
     view = deploy_modal(form)
 
     assert view_problems(view, surface="modal") == []
-    (version_select,) = [ref.element for ref in iter_elements(view["blocks"]) if ref.action_id == "deploy_version"]
+    (version_select,) = [
+        ref.element for ref in iter_elements(view["blocks"]) if ref.action_id == "deploy_version"
+    ]
     offered = [option["value"] for option in version_select["options"]]
     assert len(offered) == 100 and offered[:2] == ["0.1.149", "0.1.148"]
     assert version_select["initial_option"]["value"] == "0.1.149"

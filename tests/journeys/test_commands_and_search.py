@@ -33,7 +33,6 @@ async def test_help_and_unknown_subcommands_answer(
     assert help_text in unknown
 
 
-
 async def upload_and_open_objects(user: WizardUser, fake: FakeSlack, corpus: str) -> None:
     data = corpus_file(corpus).read_bytes()
     upload = fake.workspace.add_user_file(DEVELOPER.id, corpus.rsplit("/", 1)[-1], data, "application/xml")
