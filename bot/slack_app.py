@@ -63,6 +63,7 @@ OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 OAUTH_STATE_TTL_S = 600
 RATE_LIMIT_RETRIES = 2
 SLACK_TIMEOUT_S = 30
+BOLT_LOGGER = "slack_bolt.app"
 
 
 def use_slack_api(client: AsyncWebClient, settings: Settings) -> None:
@@ -114,6 +115,10 @@ class SlackBot:
             # Listeners return right after ack() and hand slow work to services.tasks, so the
             # ack is sent as soon as the listener returns instead of at bolt's next 10 ms poll.
             process_before_response=True,
+            # Unless handed a logger, bolt gives its loggers (its Web API client's included) the
+            # root logger's level, and at DEBUG that client logs whole answers: modal state with
+            # the passwords users typed. This one inherits "slack_bolt"'s level (WARNING in ib serve).
+            logger=logging.getLogger(BOLT_LOGGER),
         )
         # bolt's own client, used by its OAuth flow and copied into every request's `client`
         # (base URL, retry handlers and HTTP session included): every Slack call goes through it.
