@@ -262,7 +262,7 @@ class ConnectionsModal:
         elif action_id == RETEST_ACTION:
             await self._retest(client, user_id, team_id, ctx, shown, chosen)
             return
-        else:
+        else:  # DELETE_ACTION, the last one routed here
             view = await self.screen(user_id, team_id, ctx, await self._delete(user_id, ctx, chosen))
         await self._update(client, view_id, view, view_hash=view_hash)
 

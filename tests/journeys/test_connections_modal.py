@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from generator.publisher import deploy
+from handlers.connections import UNAVAILABLE
 from handlers.views.connections import (
     BACK_ACTION,
     DELETE_ACTION,
@@ -19,8 +20,9 @@ from handlers.views.connections import (
     target_value,
 )
 from providers.model import Catalog
-from tests.fixtures.connections import CAP_MODULE, add_environment, grant
-from tests.journeys.service import RunningService
+from storage import Connections, Database, Environments
+from tests.fixtures.connections import CAP_MODULE, add_environment, grant, serving
+from tests.journeys.service import RunningService, slack_settings
 from tests.journeys.test_connections_journey import (
     ConnectionsUser,
     assert_nothing_leaked,
@@ -156,3 +158,50 @@ async def test_connections_of_an_unknown_integration_or_environment_say_what_is_
     await admin.wait_view("notice", f"`{CAP_MODULE}` is not deployed to *prod*")
     await admin.command("connections a b c")
     assert fake_slack.ephemerals_for(ADMIN.id)[-1].text == "Usage: `/ib connections [<integration> [<env>]]`"
+
+
+async def test_with_more_connections_than_a_select_lists_the_admin_searches_them(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    cap_server: CapServer,
+    cap_catalog: Catalog,
+) -> None:
+    await publish_cap_shop(service, cap_catalog, fake_slack)
+    await grant(service.database, ADMIN.id, "connection_admin", "dev")
+    async with service.database.session() as session:
+        dev = await Environments(session).require("dev")
+        for n in range(120):
+            await Connections(session, connections_of(service).box).create(
+                dev,
+                provider="sap-odata",
+                name=f"cap-{n:03}",
+                settings={"url": cap_server.v2_url, "user": "alice"},
+                secret={"password": cap_server.users["alice"]},
+                created_by=ADMIN.id,
+            )
+    admin = ConnectionsUser(driver, fake_slack, ADMIN)
+
+    await admin.command(f"connections {CAP_MODULE}")
+    await admin.wait_view("screen", "No connection in *dev* yet")
+    found = await driver.block_suggestion(ADMIN, "connection", "cap-11")
+    everything = await driver.block_suggestion(ADMIN, "connection", "")
+    await admin.submit({"connection": "cap-115"})
+    await admin.wait_view("screen", "uses `cap-115` in *dev* now")
+
+    assert [o["value"] for o in found.json["options"]] == [f"cap-{n}" for n in range(110, 120)]
+    assert len(everything.json["options"]) == 100
+
+
+async def test_without_secret_keys_connections_say_why_they_are_unavailable(
+    database: Database, database_url: str, fake_slack: FakeSlack, slack_signing_secret: str
+) -> None:
+    settings = slack_settings(database_url, fake_slack, slack_signing_secret)
+    async with (
+        serving(database, None, settings=settings) as url,
+        Driver(url, slack_signing_secret, fake_slack) as driver,
+    ):
+        await driver.slash_command(ADMIN, f"connections {CAP_MODULE} dev")
+
+    assert fake_slack.ephemerals_for(ADMIN.id)[-1].text == UNAVAILABLE
+    assert fake_slack.calls("views.open") == []
