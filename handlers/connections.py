@@ -83,7 +83,8 @@ from storage.models import Environment
 
 log = logging.getLogger(__name__)
 
-USAGE = "`/ib connections [<integration> [<env>]]`"
+ARGUMENTS = "[<integration> [<env>]]"
+SUMMARY = "the connection of an integration per environment: new, test, edit, delete, associate"
 UNAVAILABLE = (
     "Connections are not available here: this Integration Builder has no secret keys "
     "(IB_SECRET_KEYS) to store credentials with. Ask whoever runs it."
@@ -844,37 +845,35 @@ def register(app: AsyncApp, services: Services) -> None:
                 name="connections-unavailable",
             )
 
-        services.subcommands.add(
-            "connections", unavailable, summary="connections per environment", usage=USAGE
-        )
+        services.subcommands.add("connections", unavailable, summary=SUMMARY, usage=ARGUMENTS)
         return
 
     modal = ConnectionsModal(services, service)
 
-    async def connections(request: CommandRequest) -> None:
-        if len(request.args) > 2:
-            await request.ack(text=f"Usage: {USAGE}")
-            return
-        await request.ack()
-        module, environment = (*request.args, "", "")[:2]
+    def open_modal(
+        client: AsyncWebClient, user_id: str, team_id: str, trigger_id: str, target: Sequence[str]
+    ) -> None:
+        module, environment = (*target, "", "")[:2]
         services.tasks.spawn(
             modal.open(
-                request.client,
-                user_id=request.user_id,
-                team_id=request.team_id,
-                trigger_id=request.trigger_id,
+                client,
+                user_id=user_id,
+                team_id=team_id,
+                trigger_id=trigger_id,
                 module=module,
                 environment=environment,
             ),
             name="connections-open",
         )
 
-    services.subcommands.add(
-        "connections",
-        connections,
-        summary="the connection of an integration per environment: new, test, edit, delete, associate",
-        usage="[<integration> [<env>]]",
-    )
+    async def connections(request: CommandRequest) -> None:
+        if len(request.args) > 2:
+            await request.ack(text=f"Usage: `/ib connections {ARGUMENTS}`")
+            return
+        await request.ack()
+        open_modal(request.client, request.user_id, request.team_id, request.trigger_id, request.args)
+
+    services.subcommands.add("connections", connections, summary=SUMMARY, usage=ARGUMENTS)
 
     @app.action(OPEN_ACTION)
     async def open_connections(
@@ -885,17 +884,9 @@ def register(app: AsyncApp, services: Services) -> None:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        module, environment = parse_target(str(action.get("value", "")))
-        services.tasks.spawn(
-            modal.open(
-                client,
-                user_id=str(context.user_id),
-                team_id=str(context.team_id),
-                trigger_id=str(body.get("trigger_id", "")),
-                module=module,
-                environment=environment,
-            ),
-            name="connections-open",
+        target = parse_target(str(action.get("value", "")))
+        open_modal(
+            client, str(context.user_id), str(context.team_id), str(body.get("trigger_id", "")), target
         )
 
     modal_actions = (
@@ -932,8 +923,8 @@ def register(app: AsyncApp, services: Services) -> None:
     async def connection_suggestions(ack: AsyncAck, body: dict[str, Any]) -> None:
         await modal.suggest(ack, body)
 
-    @app.action(ADMIN_OPEN_ACTION)
-    async def provide_details(
+    @app.action(re.compile(f"^({ADMIN_OPEN_ACTION}|{CANCEL_REQUEST_ACTION})$"))
+    async def admin_request_button(
         ack: AsyncAck,
         body: dict[str, Any],
         action: dict[str, Any],
@@ -941,21 +932,9 @@ def register(app: AsyncApp, services: Services) -> None:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        action_id = str(action.get("action_id", ""))
+        work = modal.open_request if action_id == ADMIN_OPEN_ACTION else modal.cancel_request
         services.tasks.spawn(
-            modal.open_request(client, str(context.user_id), body, str(action.get("value", ""))),
-            name="connections-admin-open",
-        )
-
-    @app.action(CANCEL_REQUEST_ACTION)
-    async def cancel_request(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
-    ) -> None:
-        await ack()
-        services.tasks.spawn(
-            modal.cancel_request(client, str(context.user_id), body, str(action.get("value", ""))),
-            name="connections-admin-cancel",
+            work(client, str(context.user_id), body, str(action.get("value", ""))),
+            name=f"connections-{action_id}",
         )

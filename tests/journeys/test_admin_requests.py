@@ -4,6 +4,7 @@ that sign in with a certificate, the generated certificate attached to the admin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -33,13 +34,33 @@ from tests.slack import ADMIN, BYSTANDER, DEVELOPER, Driver, FakeMessage, FakeSl
 pytestmark = pytest.mark.peers
 
 
-async def ask_admin(developer: ConnectionsUser, module: str, note: str = "") -> None:
+@dataclass
+class Asked:
+    developer: ConnectionsUser
+    admin: ConnectionsUser
+    request_dm: FakeMessage  # the administrator's DM with the "Provide connection details" button
+
+
+async def ask_admin(driver: Driver, fake: FakeSlack, module: str, note: str = "") -> Asked:
+    """DEVELOPER asks ADMIN for the connection of ``module`` in dev."""
+    developer = ConnectionsUser(driver, fake, DEVELOPER)
+    admin = ConnectionsUser(driver, fake, ADMIN)
     await developer.command(f"connections {module} dev")
     await developer.wait_view("screen")
     await developer.click(ASK_ACTION)
     await developer.wait_view("ask")
     await developer.submit({"admin": ADMIN.id, "note": note})
     await developer.wait_view("notice", "Sent")
+    return Asked(developer, admin, await admin.wait_dm("Provide connection details"))
+
+
+@pytest.fixture
+async def asked(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, cap_catalog: Catalog
+) -> Asked:
+    """The CAP shop published, and its connection in dev asked for."""
+    await publish_cap_shop(service, cap_catalog, fake_slack)
+    return await ask_admin(driver, fake_slack, CAP_MODULE)
 
 
 def request_id(message: FakeMessage) -> str:
@@ -48,13 +69,9 @@ def request_id(message: FakeMessage) -> str:
 
 
 async def test_the_requester_cancels_and_the_button_then_does_nothing(
-    service: RunningService, driver: Driver, fake_slack: FakeSlack, cap_catalog: Catalog
+    asked: Asked, fake_slack: FakeSlack
 ) -> None:
-    await publish_cap_shop(service, cap_catalog, fake_slack)
-    developer = ConnectionsUser(driver, fake_slack, DEVELOPER)
-    admin = ConnectionsUser(driver, fake_slack, ADMIN)
-    await ask_admin(developer, CAP_MODULE)
-    request_dm = await admin.wait_dm("Provide connection details")
+    developer, admin, request_dm = asked.developer, asked.admin, asked.request_dm
     confirmation = await developer.wait_dm("Cancel request")
 
     # Only the requester can cancel (a forged click by the administrator is refused).
@@ -72,13 +89,9 @@ async def test_the_requester_cancels_and_the_button_then_does_nothing(
 
 
 async def test_an_expired_request_opens_nothing(
-    service: RunningService, driver: Driver, fake_slack: FakeSlack, cap_catalog: Catalog
+    asked: Asked, service: RunningService, fake_slack: FakeSlack
 ) -> None:
-    await publish_cap_shop(service, cap_catalog, fake_slack)
-    developer = ConnectionsUser(driver, fake_slack, DEVELOPER)
-    admin = ConnectionsUser(driver, fake_slack, ADMIN)
-    await ask_admin(developer, CAP_MODULE)
-    request_dm = await admin.wait_dm("Provide connection details")
+    admin, request_dm = asked.admin, asked.request_dm
     async with service.database.session() as session:  # eight days later
         row = await AdminRequests(session, connections_of(service).box).get(request_id(request_dm))
         assert row is not None
@@ -91,21 +104,17 @@ async def test_an_expired_request_opens_nothing(
 
 
 async def test_only_the_addressed_administrator_completes_a_request_and_only_once(
+    asked: Asked,
     service: RunningService,
     driver: Driver,
     fake_slack: FakeSlack,
     cap_server: CapServer,
-    cap_catalog: Catalog,
     database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     capture_logs(caplog)
-    await publish_cap_shop(service, cap_catalog, fake_slack)
-    developer = ConnectionsUser(driver, fake_slack, DEVELOPER)
-    admin = ConnectionsUser(driver, fake_slack, ADMIN)
+    developer, admin, request_dm = asked.developer, asked.admin, asked.request_dm
     alice = cap_server.users["alice"]
-    await ask_admin(developer, CAP_MODULE)
-    request_dm = await admin.wait_dm("Provide connection details")
     await admin.click(ADMIN_OPEN_ACTION, message=request_dm)
     form = await admin.wait_view("admin")
 
@@ -150,11 +159,10 @@ async def test_a_certificate_for_the_administrator_is_attached_to_their_dm_witho
         dedup_key="journey-sales-accounts",
     )
     assert (await service.publisher.wait(job.id, timeout=120)).state == "published"
-    developer = ConnectionsUser(driver, fake_slack, DEVELOPER)
-    admin = ConnectionsUser(driver, fake_slack, ADMIN)
-
-    await ask_admin(developer, "sales_accounts", note="The integration user is integration@example.com")
-    request_dm = await admin.wait_dm("Provide connection details")
+    asked = await ask_admin(
+        driver, fake_slack, "sales_accounts", note="The integration user is integration@example.com"
+    )
+    admin, request_dm = asked.admin, asked.request_dm
     certificate_dm = await admin.wait_dm("For the connection of `sales_accounts`")
     [file_id] = certificate_dm.files
     certificate = fake_slack.files[file_id]
