@@ -84,7 +84,10 @@ from storage.models import Environment
 log = logging.getLogger(__name__)
 
 ARGUMENTS = "[<integration> [<env>]]"
-SUMMARY = "the connection of an integration per environment: new, test, edit, delete, associate"
+SUMMARY = (
+    "an integration's connection per environment (optionally `<integration> <env>`): new, test, edit, "
+    "delete, associate"
+)
 UNAVAILABLE = (
     "Connections are not available here: this Integration Builder has no secret keys "
     "(IB_SECRET_KEYS) to store credentials with. Ask whoever runs it."
@@ -845,7 +848,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 name="connections-unavailable",
             )
 
-        services.subcommands.add("connections", unavailable, summary=SUMMARY, usage=ARGUMENTS)
+        services.subcommands.add("connections", unavailable, summary=SUMMARY)
         return
 
     modal = ConnectionsModal(services, service)
@@ -873,7 +876,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await request.ack()
         open_modal(request.client, request.user_id, request.team_id, request.trigger_id, request.args)
 
-    services.subcommands.add("connections", connections, summary=SUMMARY, usage=ARGUMENTS)
+    services.subcommands.add("connections", connections, summary=SUMMARY)
 
     @app.action(OPEN_ACTION)
     async def open_connections(
