@@ -63,6 +63,7 @@ class Flavor:
     open_client: str
     iterator: str
     resolve: str
+    call: str  # resolves the connection, calls, and retries once after Unauthorized
 
 
 FLAVORS = (
@@ -75,6 +76,7 @@ FLAVORS = (
         open_client="with _client(connection) as client",
         iterator="Iterator",
         resolve="_RESOLVER.resolve()",
+        call="_RESOLVER.call",
     ),
     Flavor(
         is_async=True,
@@ -85,6 +87,7 @@ FLAVORS = (
         open_client="async with _async_client(connection) as client",
         iterator="AsyncIterator",
         resolve="await _RESOLVER.aresolve()",
+        call="await _RESOLVER.acall",
     ),
 )
 
@@ -128,6 +131,7 @@ class ActionModel:
     name: str  # without the "_async" suffix of the twin
     parameters: list[str]  # after ``connection``
     arguments: list[str]  # the parameters passed on, after the connection
+    keyword_arguments: list[str]  # the same, all by keyword (for functools.partial)
     returns: str
     returns_async: str
     returns_value: bool
@@ -143,7 +147,10 @@ def _action(kind: str, name: str, parameters: list[str], positional: int, return
     names_only = [parameter.split(":", 1)[0] for parameter in parameters]
     arguments = names_only[:positional] + [f"{n}={n}" for n in names_only[positional:]]
     returns_async = returns.replace("Iterator[", "AsyncIterator[", 1) if kind == "iter" else returns
-    return ActionModel(kind, name, parameters, arguments, returns, returns_async, returns != "None")
+    keyword_arguments = [f"{n}={n}" for n in names_only]
+    return ActionModel(
+        kind, name, parameters, arguments, keyword_arguments, returns, returns_async, returns != "None"
+    )
 
 
 def _action_models(
@@ -559,6 +566,8 @@ class _Builder:
                     imports.add_type(ref)
                 key_parameters.append(KeyParameter(parameter, ref.annotation))
                 key_items.append((attribute.name, Code(parameter)))
+        if any((actions.search, actions.count, actions.get, actions.create, actions.update, actions.delete)):
+            action_imports[1].add("functools", "partial")
         for imports in action_imports:
             if actions.search or actions.get or actions.create:
                 imports.add(".models", model)

@@ -13,13 +13,15 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from .errors import ConfigurationError, IntegrationError, error_for_status
+from .errors import ConfigurationError, IntegrationError, Unauthorized, error_for_status
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +179,21 @@ class ManagerResolver:
             except httpx.HTTPError as exc:
                 raise IntegrationError(f"Integration Manager unreachable: {exc}") from exc
             return self._accept(response)
+
+    def call(self, action: Callable[[Connection], T]) -> T:
+        """``action(connection)``; when the system says the credentials are no longer valid (an
+        access token expired before ``expires_in``, a password was changed), ask the manager once
+        more and retry once: a second ``Unauthorized`` is the app's to see."""
+        try:
+            return action(self.resolve())
+        except Unauthorized:
+            self.invalidate()
+            return action(self.resolve())
+
+    async def acall(self, action: Callable[[Connection], Awaitable[T]]) -> T:
+        """The async twin of :meth:`call`."""
+        try:
+            return await action(await self.aresolve())
+        except Unauthorized:
+            self.invalidate()
+            return await action(await self.aresolve())

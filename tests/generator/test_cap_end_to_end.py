@@ -187,3 +187,44 @@ def test_the_package_records_where_it_came_from(generated: tuple[ModuleType, str
     spec = json.loads((Path(package.__path__[0]) / "integration.json").read_text())
     assert spec["source"]["kind"] == "url" and spec["source"]["location"] == root
     assert "alice" not in json.dumps(spec)
+
+
+class _RotatingManager(_Manager):
+    """Hands out credentials the system no longer accepts first (like an access token that
+    expired early), the current ones on every later request; counts the requests."""
+
+    answers: list[dict[str, Any]] = []
+    served: list[int] = []
+
+    def do_GET(self) -> None:
+        self.answer = self.answers[min(len(self.served), len(self.answers) - 1)]
+        self.served.append(1)
+        super().do_GET()
+
+
+def test_service_asks_the_manager_again_once_after_unauthorized(
+    generated: tuple[ModuleType, str], cap_server: CapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package, root = generated
+    stale = {"url": root, "auth": {"type": "basic", "user": "alice", "password": "changed meanwhile"}}
+    good = {"url": root, "auth": {"type": "basic", "user": "alice", "password": cap_server.users["alice"]}}
+    handler = type("Manager", (_RotatingManager,), {"answers": [stale, good], "served": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("IB_MANAGER_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("IB_RUNTIME_TOKEN", _Manager.token)
+        package.service._RESOLVER.invalidate()
+        assert package.service.get_products(4).id_ == 4
+        assert len(handler.served) == 2, "one more manager request after Unauthorized, then the retry"
+        handler.answers = [stale]  # the manager's answer is stale for good now
+        package.service._RESOLVER.invalidate()
+        with pytest.raises(package.errors.Unauthorized):
+            asyncio.run(package.service.count_categories_async())
+        assert len(handler.served) == 4, "exactly one retry, then the error reaches the app"
+    finally:
+        package.service._RESOLVER.invalidate()
+        server.shutdown()
+        server.server_close()
+        thread.join()

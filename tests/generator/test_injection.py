@@ -49,6 +49,7 @@ ALLOWED_IMPORTS = {
     "datetime",
     "decimal",
     "enum",
+    "functools",
     "typing",
     "uuid",
     "",
