@@ -59,7 +59,7 @@ ACTION_PARAMETERS = frozenset(
     {
         "connection", "client", "obj", "record", "attributes_to_send", "etag", "filters",
         "advanced_filter", "order_by", "advanced_order_by", "skip", "top", "page_size", "page",
-        "driver", "models", "to_send",
+        "driver", "models", "to_send", "partial",
     }
 )
 """Parameter, local and module names the generated actions use; key parameters never take them."""

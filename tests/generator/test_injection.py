@@ -35,6 +35,7 @@ HOSTILE_TEXTS = [
     "client",
     "record",
     "to_send",
+    "partial",
     "SERVICE",
     "Record",
     "True",
@@ -99,7 +100,7 @@ def _hostile_catalog() -> Catalog:
 ALLOWED_CALLS = {
     "ObjectDescriptor", "FieldDescriptor", "NavigationDescriptor", "ServiceDescriptor", "TypeVar",
     "ManagerResolver", "dataclass", "Client", "AsyncClient", "isinstance", "_client", "_async_client",
-    "_items", "_items_async", "_attribute_names", "float",
+    "_items", "_items_async", "_attribute_names", "float", "partial",
 }
 ALLOWED_CALL_PREFIXES = ("client.", "driver.", "_RESOLVER.")
 
