@@ -244,8 +244,8 @@ class SlackNotifier:
                 continue  # the workspace edits a lot right now: the final edit will do
             try:
                 await self._send(job_id, dm, message)
-            except SlackApiError as error:
-                limited_for = retry_after(error)
+            except Exception as error:
+                limited_for = retry_after(error) if isinstance(error, SlackApiError) else None
                 if limited_for is not None and dm.limited < MAX_RATE_LIMITED:
                     dm.limited += 1
                     dm.wanted = dm.wanted or message  # resend unless something newer came meanwhile
@@ -254,9 +254,8 @@ class SlackNotifier:
                     continue
                 if final:
                     raise
-                log.warning(
-                    "publish job %s: progress message not sent: %s", job_id, error.response.get("error")
-                )
+                # A lost progress edit costs nothing: the next state (or the final one) replaces it.
+                log.warning("publish job %s: progress message not sent: %s", job_id, _reason(error))
             else:
                 dm.limited = 0
                 dm.not_before = time.monotonic() + self.min_edit_interval
@@ -298,6 +297,12 @@ class SlackNotifier:
                 .values(slack_channel=dm.channel, slack_ts=dm.ts)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error"))
+    return error.__class__.__name__
 
 
 def _module(job: PublishJob) -> str:
