@@ -3,6 +3,7 @@ coalesced, kept across restarts, and never losing its final state to a 429 or an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -44,14 +45,14 @@ def make_notifier(fake_slack: FakeSlack, client: AsyncWebClient, database: Datab
     return make
 
 
-async def queued_job(database: Database, fake: FakeSlack, shop: Catalog) -> PublishJob:
+async def queued_job(database: Database, fake: FakeSlack, shop: Catalog, key: str = "k") -> PublishJob:
     idle = Publisher(database)  # never started: the job stays queued for the test to drive
     return await idle.submit(
         team_id=fake.workspace.team_id,
         user_id=DEVELOPER.id,
         spec=shop_integration(),
         catalog=shop,
-        dedup_key="k",
+        dedup_key=key,
     )
 
 
@@ -171,3 +172,27 @@ async def test_a_final_message_slack_refused_is_sent_once_by_the_next_start(
 
     (message,) = fake_slack.messages_for(DEVELOPER.id)
     assert message.text == "Published shop 0.1.0 to dev"
+
+
+async def test_when_the_workspace_edits_a_lot_progress_edits_give_way_to_final_ones(
+    database: Database, fake_slack: FakeSlack, make_notifier: MakeNotifier, shop: Catalog
+) -> None:
+    notifier = make_notifier(min_edit_interval=0, progress_edits_per_minute=1)
+    first, second = (
+        await queued_job(database, fake_slack, shop),
+        await queued_job(database, fake_slack, shop, "k2"),
+    )
+    for job in (first, second):
+        await notifier.progress(job, "generating")
+    await wait_for(lambda: len(fake_slack.messages_for(DEVELOPER.id)) == 2, what="both DMs")
+    await notifier.progress(first, "building")  # the one progress edit this minute allows
+    await wait_for(lambda: fake_slack.call_count("chat.update") == 1, what="the first edit")
+
+    await notifier.progress(second, "building")
+    await asyncio.sleep(0)  # lets its sender look at the edit (and skip it)
+    await notifier.finished(second, None, "the index is down", [])
+
+    first_dm, second_dm = fake_slack.messages_for(DEVELOPER.id)
+    assert states(first_dm) == ["generating", "building"]
+    assert states(second_dm) == ["generating", "failed"]
+    assert fake_slack.call_count("chat.update") == 2
