@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.index import install_index
 from bot.manager import install_manager
 from bot.metrics import install_metrics
+from bot.oauth import install_oauth
 from bot.slack_app import install_slack
 from generator.publisher import Publisher
 from generator.workers import ProcrastinateRunner, uses_task_queue
@@ -96,6 +97,7 @@ ROUTE_INSTALLERS: tuple[RouteInstaller, ...] = (
     install_index,
     install_manager,
     install_slack,
+    install_oauth,
     install_metrics,
 )
 

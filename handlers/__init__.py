@@ -9,6 +9,7 @@ may replace a subcommand of an earlier one.
 HANDLER_MODULES: tuple[str, ...] = (
     "handlers.commands",
     "handlers.wizard",
+    "handlers.signin",
     "handlers.connections",
     "handlers.publish_progress",
     "handlers.integrations",

@@ -29,6 +29,7 @@ from handlers.catalogs import writable
 from handlers.customize import CustomizeError
 from handlers.drafts import DraftCopy
 from handlers.services import CommandRequest, Services
+from handlers.signin import CallbackResult, SignIns
 from handlers.sources import read_catalog
 from handlers.tasks import after_ack
 from handlers.views.wizard import (
@@ -90,6 +91,7 @@ class Wizard:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.drafts = services.drafts
+        self.signins = SignIns(services)
 
     # Opening
 
@@ -134,19 +136,39 @@ class Wizard:
             state.step = "provider"
             return provider_step(draft.id, state, all_providers())
         if state.step == "source":
-            return source_step(draft.id, state, provider, provider.source_fields())
+            return await self._source_view(draft, state)
         entry = await self.services.catalogs.get(draft.id)
         if entry is None:
             # The cached catalog went away (it never should): ask for the metadata again.
             state.step = "source"
             state.source.error = "The metadata is no longer loaded. Give it again."
             self.drafts.change(draft, state)
-            return source_step(draft.id, state, provider, provider.source_fields())
+            return await self._source_view(draft, state)
         if state.step == "objects":
             return objects_step(draft.id, state, entry.index.labels(state.selected_objects))
         if state.step == "settings":
             return settings_step(draft.id, state)
         return review_step(draft.id, state, provider.title)
+
+    async def _source_view(self, draft: DraftCopy, state: WizardState) -> dict[str, Any]:
+        provider = implemented_provider(state)
+        assert provider is not None
+        sign_in_url = await self.signins.start(draft, state)
+        return source_step(draft.id, state, provider, provider.source_fields(), sign_in_url=sign_in_url)
+
+    async def signed_in(self, client: AsyncWebClient, result: CallbackResult) -> None:
+        """After the sign-in callback: read the objects with the new token, or show why not."""
+        if result.load is not None:
+            await self.load_source(client, AsyncBoltContext(), result.draft_id, result.view_id, result.load)
+            return
+        draft = await self.drafts.get(result.draft_id, fresh=True)
+        if draft is None or draft.status != "open" or draft.step != "source" or not result.problem:
+            return
+        state = WizardState.from_dict(draft.state)
+        state.source.error = result.problem
+        changed = self.drafts.change(draft, state)
+        if changed is not None and result.view_id:
+            await self._update(client, result.view_id, await self.view_of(changed))
 
     async def _current_view(self, draft_id: str) -> dict[str, Any]:
         draft = await self.drafts.get(draft_id, fresh=True)

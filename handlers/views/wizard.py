@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from handlers.views.blocks import (
     Block,
@@ -30,6 +31,7 @@ from providers.base import Provider, SourceField
 CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id starting with it
 TITLE = "Create integration"
 BACK_ACTION = "wizard_back"  # value = the step to go to
+SIGN_IN_ACTION = "wizard_sign_in"  # a URL button to the system's sign-in page; value = its state
 OBJECTS_RW = "objects_rw"
 OBJECTS_RO = "objects_ro"
 CUSTOMIZE_HELP = (
@@ -163,7 +165,12 @@ def _source_element(source_field: SourceField, state: WizardState) -> dict[str, 
 
 
 def source_step(
-    draft_id: str, state: WizardState, provider: Provider, fields: Sequence[SourceField]
+    draft_id: str,
+    state: WizardState,
+    provider: Provider,
+    fields: Sequence[SourceField],
+    *,
+    sign_in_url: str | None = None,
 ) -> dict[str, Any]:
     blocks: list[Block] = [section(f"Where does the *{escape(provider.title)}* metadata come from?")]
     if state.source.error:
@@ -176,6 +183,18 @@ def source_step(
             )
         )
     for source_field in fields:
+        if source_field.kind == "authorize" and sign_in_url:
+            # The value lets the click tell the service which modal the callback updates.
+            state_value = parse_qs(urlsplit(sign_in_url).query).get("state", [""])[0]
+            blocks.append(
+                actions(
+                    "source_sign_in",
+                    button(source_field.label, SIGN_IN_ACTION, state_value, style="primary", url=sign_in_url),
+                )
+            )
+            if source_field.hint:
+                blocks.append(context(escape(source_field.hint)))
+            continue
         if source_field.kind == "authorize":
             # No dead button: signing in from the wizard needs the design-time authorization flow.
             blocks.append(

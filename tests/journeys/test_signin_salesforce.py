@@ -1,0 +1,172 @@
+"""Authorize Salesforce from the wizard's source step: the browser goes to the (fake) org's
+authorize page and comes back to `ib serve`'s callback; the modal moves on to the org's objects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.app_keys import SECRET_BOX
+from bot.log import QUIET_LOGGERS
+from storage import Database, Integrations
+from storage.models import OAuthState
+from tests.fixtures.salesforce import CALLBACK_URL, SalesforceOrg
+from tests.journeys.service import RunningService
+from tests.journeys.test_wizard_happy_path import database_files, jobs_of
+from tests.journeys.wizard_user import WizardUser
+from tests.slack import Driver, FakeSlack, wait_for
+
+pytestmark = pytest.mark.peers
+
+SIGN_IN = "wizard_sign_in"
+
+
+@pytest.fixture
+def salesforce_app(salesforce_org: SalesforceOrg, monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceOrg]:
+    """The service's own Salesforce client app is the fake org's; the org's CA is trusted."""
+    monkeypatch.setenv("IB_SALESFORCE_CLIENT_ID", salesforce_org.app.consumer_key)
+    monkeypatch.setenv("IB_SALESFORCE_LOGIN_URL", salesforce_org.fake.base_url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(salesforce_org.fake.ca_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(salesforce_org.fake.ca_path))
+    yield salesforce_org
+    salesforce_org.fake.deny_consent = False
+
+
+def sign_in_url(user: WizardUser) -> str:
+    for block in user.view["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == SIGN_IN:
+                return str(element["url"])
+    raise AssertionError(f"no sign-in button in the view:\n{user.text}")
+
+
+async def authorize(user: WizardUser, org: SalesforceOrg) -> str:
+    """Click Authorize Salesforce and log in: the callback URL the org sends the browser to."""
+    url = sign_in_url(user)
+    await user.click(SIGN_IN)
+    async with httpx.AsyncClient(verify=org.http.tls()) as browser:
+        answer = await browser.get(url)
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(CALLBACK_URL + "?")
+    return location
+
+
+async def come_back(service: RunningService, location: str) -> httpx.Response:
+    """The browser follows the org's redirect to the service (ib.example.test is this app)."""
+    async with httpx.AsyncClient() as browser:
+        return await browser.get(f"{service.url}{urlsplit(location).path}?{urlsplit(location).query}")
+
+
+async def stored_states(database: Database) -> list[OAuthState]:
+    async with database.session() as session:
+        return list(await session.scalars(select(OAuthState)))
+
+
+async def test_a_developer_authorizes_salesforce_and_publishes_from_the_live_org(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    salesforce_app: SalesforceOrg,
+    database: Database,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in QUIET_LOGGERS:
+        caplog.set_level(logging.WARNING, logger=name)
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    assert "not available" not in user.text
+    location = await authorize(user, salesforce_app)
+
+    page = await come_back(service, location)
+    assert page.status_code == 200 and "Signed in to Salesforce" in page.text
+    await user.wait_step("objects")
+    assert set(await user.search("objects_rw")) >= {"Account", "Whizbang"}
+
+    await user.pick_objects(read_write=["Account"], read_only=["User"])
+    await user.fill_settings(application_name="Sales accounts", module_name="sales_accounts")
+    review = await user.wait_step("review")
+    await user.submit()
+    await user.wait_step("publishing")
+    [queued] = await wait_for(lambda: jobs_of(database, review["private_metadata"]), what="the publish job")
+    job = await service.publisher.wait(queued.id, timeout=120)
+    assert (job.state, job.error) == ("published", None)
+    async with database.session() as session:
+        integration = await Integrations(session).by_module(fake_slack.workspace.team_id, "sales_accounts")
+        assert integration is not None
+        [version] = await Integrations(session).versions(integration)
+    assert {o["name"]: o["access"] for o in version.spec["objects"]} == {
+        "Account": "read-write",
+        "User": "read-only",
+    }
+
+    # The tokens are kept by the service only, encrypted.
+    box = service.app[SECRET_BOX]
+    [kept] = [
+        kept
+        for row in await stored_states(database)
+        if "access_token" in (kept := box.decrypt_json(row.code_verifier))
+    ]
+    tokens = [kept["access_token"], kept["refresh_token"]]
+    assert all(tokens)
+    for token in tokens:
+        assert token not in fake_slack.all_text_sent()
+        assert token not in caplog.text
+        for path in database_files(database_url):
+            assert token.encode() not in path.read_bytes(), path
+    draft = await service.draft(review["private_metadata"])
+    assert not any(token in str(draft.state) for token in tokens)
+
+    # The same callback again (a replay) is refused and changes nothing.
+    again = await come_back(service, location)
+    assert again.status_code == 400 and "not valid" in again.text
+
+
+async def test_a_forged_state_is_refused_and_changes_nothing(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, salesforce_app: SalesforceOrg
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    location = await authorize(user, salesforce_app)
+    code = dict(part.split("=", 1) for part in urlsplit(location).query.split("&"))["code"]
+
+    forged = await come_back(service, f"{CALLBACK_URL}?code={code}&state=forged-state")
+    assert forged.status_code == 400 and "not valid" in forged.text and "forged" in forged.text
+    await service.settled()
+    assert user.step == "source" and ":warning:" not in str(user.view["blocks"])
+
+    # The genuine callback still works afterwards: the forged one used nothing up.
+    assert (await come_back(service, location)).status_code == 200
+    await user.wait_step("objects")
+
+
+async def test_denied_consent_is_shown_on_the_source_step(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, salesforce_app: SalesforceOrg
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    salesforce_app.fake.deny_consent = True
+    location = await authorize(user, salesforce_app)
+
+    page = await come_back(service, location)
+    assert page.status_code == 200 and "consent was denied" in page.text
+    await service.settled()
+    assert user.step == "source" and "consent was denied" in user.text
+    # A fresh button to try again.
+    salesforce_app.fake.deny_consent = False
+    location = await authorize(user, salesforce_app)
+    assert (await come_back(service, location)).status_code == 200
+    await user.wait_step("objects")
