@@ -69,9 +69,11 @@ async def _publish(context: JobContext, job_id: str) -> None:
     await execute(job_id)
 
 
-def task_queue(database: Database) -> App:
-    """The procrastinate app on ``database`` (open it with ``async with app.open_async()``)."""
-    app = App(connector=PsycopgConnector(conninfo=libpq_url(database.url)))
+def task_queue(database: Database, *, connections: int = 2) -> App:
+    """The procrastinate app on ``database`` with at most ``connections`` of its own (open it with
+    ``async with app.open_async()``); psycopg's default of 4 per process adds up over replicas."""
+    connector = PsycopgConnector(conninfo=libpq_url(database.url), min_size=1, max_size=connections)
+    app = App(connector=connector)
     app.task(name=PUBLISH_TASK, queue=PUBLISH_QUEUE, retry=RETRY, pass_context=True)(_publish)
     return app
 
@@ -221,7 +223,8 @@ async def run_workers(
 ) -> None:
     """Run publish jobs with ``execute`` until SIGTERM or SIGINT (then finish the running ones)."""
     await apply_schema(database)
-    app = task_queue(database)
+    # One connection per running job, one to listen for new jobs, one for heartbeats and stalled jobs.
+    app = task_queue(database, connections=concurrency + 2)
     async with app.open_async():
         watcher = asyncio.create_task(_watch_stalled(app), name="stalled-publish-jobs")
         try:
