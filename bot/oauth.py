@@ -37,4 +37,4 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 def install_oauth(app: web.Application) -> None:
     """After install_slack: the callback continues the bot's wizard."""
-    app.router.add_get("/oauth/{provider:salesforce}/callback", oauth_callback)
+    app.router.add_get("/oauth/{provider:salesforce|microsoft}/callback", oauth_callback)

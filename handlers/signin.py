@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from handlers.drafts import DraftCopy
 from handlers.services import Services
 from handlers.views.wizard import SIGN_IN_ACTION
 from handlers.wizard_state import WizardState
 from handlers.wizard_steps import SourceLoad
-from providers import salesforce
-from providers.base import MetadataSource
+from providers import dataverse, microsoft, salesforce
+from providers.base import MetadataSource, ProviderError, SourceError
 from storage import SecretBox
 from storage.models import OAuthState, utcnow
 
@@ -55,8 +55,20 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A finished sign-in of a draft (what the source step may show: never a token)."""
+
+    username: str
+    environments: tuple[tuple[str, str], ...] = ()  # (url, name) listed for the user
+
+
+# The route's {provider} for each wizard provider that signs in.
+FAMILIES: dict[str, str] = {"salesforce": "salesforce", "dataverse": "microsoft", "dynamics365": "microsoft"}
+
+
 class SignIns:
-    """Design-time sign-ins of the wizard; only Salesforce is wired so far."""
+    """Design-time sign-ins of the wizard: Salesforce, and Microsoft for Dataverse / Dynamics 365."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -66,46 +78,63 @@ class SignIns:
         connections = self.services.connections
         return connections.box if connections is not None else None
 
+    @property
+    def _base_url(self) -> str:
+        connections = self.services.connections
+        return connections.base_url if connections is not None else ""
+
     def available(self, provider_key: str) -> bool:
-        """Whether the source step can offer signing in: a client app and secret keys exist."""
-        return (
-            provider_key == "salesforce"
-            and self._box is not None
-            and bool(self.services.connections and self.services.connections.base_url)
-            and salesforce.OAuthClient.from_env() is not None
-        )
+        """Whether the source step can offer signing in: a client app, secret keys and a public URL."""
+        family = FAMILIES.get(provider_key)
+        if family is None or self._box is None or not self._base_url:
+            return False
+        if family == "salesforce":
+            return salesforce.OAuthClient.from_env() is not None
+        return microsoft.SignInClient.from_env() is not None
 
     async def start(self, draft: DraftCopy, state: WizardState) -> str | None:
         """A fresh authorize URL for the draft's owner, its state and verifier kept server-side."""
-        box, client = self._box, salesforce.OAuthClient.from_env()
-        connections = self.services.connections
-        if not self.available(state.provider) or box is None or client is None or connections is None:
+        box = self._box
+        if not self.available(state.provider) or box is None:
             return None
-        login = salesforce.login_url(state.source.options.get("environment", "production"))
-        request = salesforce.start_authorization(
-            login, client.client_id, salesforce.callback_url(connections.base_url)
-        )
-        pending = {
-            "login_url": request.login_url,
-            "client_id": request.client_id,
-            "redirect_uri": request.redirect_uri,
-            "code_verifier": request.code_verifier,
-            "view_id": "",
-        }
+        family = FAMILIES[state.provider]
+        pending: dict[str, Any]
+        if family == "salesforce":
+            client = salesforce.OAuthClient.from_env()
+            assert client is not None
+            login = salesforce.login_url(state.source.options.get("environment", "production"))
+            request = salesforce.start_authorization(
+                login, client.client_id, salesforce.callback_url(self._base_url)
+            )
+            url, state_value = request.url, request.state
+            pending = {
+                "login_url": request.login_url,
+                "client_id": request.client_id,
+                "redirect_uri": request.redirect_uri,
+                "code_verifier": request.code_verifier,
+            }
+        else:
+            sign_in_client = microsoft.SignInClient.from_env()
+            assert sign_in_client is not None
+            started = await microsoft.start_sign_in(
+                sign_in_client, microsoft.callback_url(self._base_url), dataverse.discovery_scopes()
+            )
+            url, state_value = started.url, started.state
+            pending = {"flow": started.flow}
         async with self.services.units.writing() as session:
             # Expired rows of anyone go on the way: they can only be refused.
             await session.execute(delete(OAuthState).where(OAuthState.expires_at < utcnow()))
             session.add(
                 OAuthState(
-                    state=request.state,
-                    provider=state.provider,
+                    state=state_value,
+                    provider=family,
                     user_id=draft.owner_user_id,
                     draft_id=draft.id,
-                    code_verifier=box.encrypt_json(pending),
+                    code_verifier=box.encrypt_json({**pending, "view_id": ""}),
                     expires_at=utcnow() + SIGN_IN_TTL,
                 )
             )
-        return request.url
+        return url
 
     async def clicked(self, state_value: str, user_id: str, view_id: str) -> None:
         """The owner pressed the button: the callback will update this modal."""
@@ -117,71 +146,142 @@ class SignIns:
             if row is None or row.user_id != user_id:
                 return
             pending = box.decrypt_json(row.code_verifier)
-            if "code_verifier" in pending:
+            if _pending(pending):
                 row.code_verifier = box.encrypt_json({**pending, "view_id": view_id})
 
-    async def callback(self, provider_key: str, params: Mapping[str, str]) -> CallbackResult:
+    async def callback(self, family: str, params: Mapping[str, str]) -> CallbackResult:
         """Check the callback's ``state`` first (a forged one learns and changes nothing), then
         trade the code for tokens and keep them server-side."""
         box = self._box
-        client = salesforce.OAuthClient.from_env()
         state_value = params.get("state") or ""
-        if box is None or client is None or not state_value:
+        if box is None or not state_value:
             return CallbackResult(FORGED)
         async with self.services.units.writing() as session:
             row = await session.get(OAuthState, state_value)
-            if row is None or row.provider != provider_key or row.draft_id is None:
+            if row is None or row.provider != family or row.draft_id is None:
                 return CallbackResult(FORGED)
             pending = box.decrypt_json(row.code_verifier)
-            if _aware(row.expires_at) < utcnow() or "code_verifier" not in pending:
+            if _aware(row.expires_at) < utcnow() or not _pending(pending):
                 return CallbackResult(FORGED)
             draft_id, view_id = row.draft_id, str(pending.get("view_id", ""))
-            request = salesforce.AuthorizationRequest(
-                "",
-                str(pending["login_url"]),
-                str(pending["client_id"]),
-                str(pending["redirect_uri"]),
-                row.state,
-                str(pending["code_verifier"]),
-            )
             # Used once, whatever happens next.
             row.code_verifier = box.encrypt_json({"view_id": view_id})
+        title = "Salesforce" if family == "salesforce" else "Microsoft"
         try:
-            code = salesforce.authorization_code(params, request.state)
-            tokens = await salesforce.exchange_code(request, code, client.client_secret)
-        except salesforce.AuthorizationError as error:
-            denied = params.get("error") == "access_denied"
-            problem = (
-                f"Salesforce sign-in failed: {DENIED}. Press Authorize Salesforce and choose Allow."
-                if denied
-                else f"{error}."
-            )
-            page = (
-                "Salesforce access was not allowed: consent was denied."
-                if denied
-                else f"Salesforce sign-in failed: {error}."
-            )
+            if family == "salesforce":
+                kept, load = await _salesforce_tokens(pending, state_value, params)
+            else:
+                kept, load = await _microsoft_tokens(pending, params), None
+        except (salesforce.AuthorizationError, microsoft.SignInError, ProviderError) as error:
+            denied = params.get("error") in ("access_denied", "consent_required")
+            if denied:
+                page = f"{title} access was not allowed: {DENIED}."
+                problem = f"{title} sign-in failed: {DENIED}. Sign in again and allow access."
+            else:
+                page = problem = f"{title} sign-in failed: {error}."
             return CallbackResult(page + " Go back to Slack.", draft_id, view_id, problem=problem)
         async with self.services.units.writing() as session:
             row = await session.get(OAuthState, state_value)
             if row is not None:
-                row.code_verifier = box.encrypt_json(
-                    {
-                        "view_id": view_id,
-                        "access_token": tokens.access_token,
-                        "refresh_token": tokens.refresh_token or "",
-                        "instance_url": tokens.instance_url,
-                    }
-                )
-        load = SourceLoad(
-            MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
-        )
+                row.code_verifier = box.encrypt_json({"view_id": view_id, **kept})
+        if load is not None:
+            return CallbackResult(
+                "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now.",
+                draft_id,
+                view_id,
+                load=load,
+            )
         return CallbackResult(
-            "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now.",
-            draft_id,
-            view_id,
-            load=load,
+            "Signed in with Microsoft. Go back to Slack to choose the environment.", draft_id, view_id
         )
+
+    async def _tokens_of(self, draft_id: str) -> dict[str, Any] | None:
+        box = self._box
+        if box is None:
+            return None
+        async with self.services.units.reading() as session:
+            rows = await session.scalars(
+                select(OAuthState)
+                .where(OAuthState.draft_id == draft_id)
+                .order_by(OAuthState.created_at.desc())
+            )
+            for row in rows:
+                kept = box.decrypt_json(row.code_verifier)
+                if kept.get("access_token"):
+                    return kept
+        return None
+
+    async def signed_in(self, draft_id: str) -> SignedIn | None:
+        kept = await self._tokens_of(draft_id)
+        if kept is None:
+            return None
+        environments = tuple((str(url), str(name)) for url, name in kept.get("environments", []))
+        return SignedIn(str(kept.get("username", "")), environments)
+
+    async def authorized(self, draft: DraftCopy, provider_key: str, load: SourceLoad) -> SourceLoad:
+        """``load`` with the signed-in user's token for its URL (Microsoft: one per environment)."""
+        if FAMILIES.get(provider_key) != "microsoft" or load.source.kind != "url" or load.source.password:
+            return load
+        kept = await self._tokens_of(draft.id)
+        client = microsoft.SignInClient.from_env()
+        if kept is None or client is None:
+            raise SourceError("sign in with Microsoft first: reading the environment's tables needs it")
+        tokens = await microsoft.refresh_sign_in(
+            client,
+            str(kept["refresh_token"]),
+            dataverse.environment_scopes(load.source.location),
+            tenant=str(kept.get("tenant_id") or "") or None,
+        )
+        return replace(load, source=replace(load.source, password=tokens.access_token))
+
+
+def _pending(kept: Mapping[str, Any]) -> bool:
+    return "code_verifier" in kept or "flow" in kept
+
+
+async def _salesforce_tokens(
+    pending: Mapping[str, Any], state_value: str, params: Mapping[str, str]
+) -> tuple[dict[str, Any], SourceLoad]:
+    client = salesforce.OAuthClient.from_env()
+    if client is None:
+        raise ProviderError("Salesforce sign-in is not configured any more")
+    request = salesforce.AuthorizationRequest(
+        "",
+        str(pending["login_url"]),
+        str(pending["client_id"]),
+        str(pending["redirect_uri"]),
+        state_value,
+        str(pending["code_verifier"]),
+    )
+    code = salesforce.authorization_code(params, request.state)
+    tokens = await salesforce.exchange_code(request, code, client.client_secret)
+    kept = {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token or "",
+        "instance_url": tokens.instance_url,
+    }
+    source = MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
+    return kept, SourceLoad(source)
+
+
+async def _microsoft_tokens(pending: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+    client = microsoft.SignInClient.from_env()
+    if client is None:
+        raise ProviderError("Microsoft sign-in is not configured any more")
+    tokens = await microsoft.complete_sign_in(client, dict(pending["flow"]), params)
+    try:
+        listed = await dataverse.list_environments(tokens.access_token)
+    except SourceError as error:
+        # Typing the environment's URL still works.
+        log.info("listing the signed-in user's Dataverse environments failed: %s", error)
+        listed = []
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token or "",
+        "tenant_id": tokens.tenant_id,
+        "username": tokens.username,
+        "environments": [[environment.url, environment.name] for environment in listed],
+    }
 
 
 def register(app: AsyncApp, services: Services) -> None:

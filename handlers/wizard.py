@@ -153,6 +153,11 @@ class Wizard:
     async def _source_view(self, draft: DraftCopy, state: WizardState) -> dict[str, Any]:
         provider = implemented_provider(state)
         assert provider is not None
+        signed_in = await self.signins.signed_in(draft.id) if self.signins.available(provider.key) else None
+        if signed_in is not None and provider.key != "salesforce":
+            # Signed in with Microsoft: the environment is chosen next (Salesforce reads its
+            # objects right after the callback, and a new sign-in serves a fresh token).
+            return source_step(draft.id, state, provider, provider.source_fields(), signed_in=signed_in)
         sign_in_url = await self.signins.start(draft, state)
         return source_step(draft.id, state, provider, provider.source_fields(), sign_in_url=sign_in_url)
 
@@ -162,13 +167,14 @@ class Wizard:
             await self.load_source(client, AsyncBoltContext(), result.draft_id, result.view_id, result.load)
             return
         draft = await self.drafts.get(result.draft_id, fresh=True)
-        if draft is None or draft.status != "open" or draft.step != "source" or not result.problem:
+        if draft is None or draft.status != "open" or draft.step != "source":
             return
-        state = WizardState.from_dict(draft.state)
-        state.source.error = result.problem
-        changed = self.drafts.change(draft, state)
-        if changed is not None and result.view_id:
-            await self._update(client, result.view_id, await self.view_of(changed))
+        if result.problem or draft.state.get("source", {}).get("error"):
+            state = WizardState.from_dict(draft.state)
+            state.source.error = result.problem
+            draft = self.drafts.change(draft, state) or draft
+        if result.view_id:
+            await self._update(client, result.view_id, await self.view_of(draft))
 
     async def _current_view(self, draft_id: str) -> dict[str, Any]:
         draft = await self.drafts.get(draft_id, fresh=True)
@@ -289,6 +295,7 @@ class Wizard:
             return
         problem = ""
         try:
+            load = await self.signins.authorized(draft, provider.key, load)
             catalog = await read_catalog(
                 provider, load, bot_token=client.token or "", max_bytes=self.services.metadata_max_bytes
             )

@@ -178,6 +178,12 @@ def submit_source(
         for f in _fields_by_kind(fields, "choice")
         if (chosen := selected_value(values, _block(f), f.name)) and chosen != "auto"
     }
+    # A choice listed after signing in (a Dataverse environment) names the URL to read.
+    listed = [name for name, value in options.items() if value.startswith(("https://", "http://"))]
+    if listed and urls and not any(value for _, value in urls):
+        urls = [(urls[0][0], options[listed[0]])]
+    for name in listed:
+        del options[name]
     given = [(f, value) for f, value in (*urls, *files, *texts) if value]
     if len(given) > 1:
         names = " or ".join(f.label.lower() for f, _ in given)

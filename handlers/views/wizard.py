@@ -7,7 +7,8 @@ Every function here is pure: wizard state (+ what providers declare) -> view dic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from handlers.views.blocks import (
@@ -27,6 +28,17 @@ from handlers.views.blocks import (
 )
 from handlers.wizard_state import STEP_TITLES, STEPS, WizardState
 from providers.base import Provider, SourceField
+
+
+class SignedInView(Protocol):
+    """What the source step shows of a finished sign-in (handlers.signin.SignedIn)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def environments(self) -> tuple[tuple[str, str], ...]: ...
+
 
 CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id starting with it
 TITLE = "Create integration"
@@ -171,6 +183,7 @@ def source_step(
     fields: Sequence[SourceField],
     *,
     sign_in_url: str | None = None,
+    signed_in: SignedInView | None = None,
 ) -> dict[str, Any]:
     blocks: list[Block] = [section(f"Where does the *{escape(provider.title)}* metadata come from?")]
     if state.source.error:
@@ -183,6 +196,14 @@ def source_step(
             )
         )
     for source_field in fields:
+        if source_field.kind == "authorize" and signed_in is not None:
+            who = f" as *{escape(signed_in.username)}*" if signed_in.username else ""
+            blocks.append(
+                context(f":white_check_mark: Signed in{who}. Choose the environment or type its URL.")
+            )
+            continue
+        if source_field.kind == "choice" and signed_in is not None and signed_in.environments:
+            source_field = replace(source_field, choices=signed_in.environments)
         if source_field.kind == "authorize" and sign_in_url:
             # The value lets the click tell the service which modal the callback updates.
             state_value = parse_qs(urlsplit(sign_in_url).query).get("state", [""])[0]

@@ -1,0 +1,194 @@
+"""Sign in with Microsoft from the wizard's source step (Dataverse): the browser goes through the
+identity peer's authorize page and back to `ib serve`'s callback; the user then names the
+environment (the CAP server's Dataverse-shaped Web API) and gets its tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.app_keys import SECRET_BOX
+from bot.log import QUIET_LOGGERS
+from providers.dataverse import DISCOVERY_URL_ENV
+from providers.microsoft import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TENANT_ENV
+from storage import Database, Integrations
+from storage.models import OAuthState
+from tests.fixtures.microsoft import (
+    REDIRECT_URI,
+    SIGN_IN_CLIENT_ID,
+    SIGN_IN_SECRET,
+    TENANT,
+    DataverseEnvironmentPeer,
+)
+from tests.journeys.service import RunningService
+from tests.journeys.test_wizard_happy_path import database_files, jobs_of
+from tests.journeys.wizard_user import WizardUser
+from tests.slack import Driver, FakeSlack, wait_for
+
+pytestmark = pytest.mark.peers
+
+SIGN_IN = "wizard_sign_in"
+
+
+@pytest.fixture
+def dataverse_app(
+    dataverse_environment: DataverseEnvironmentPeer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DataverseEnvironmentPeer]:
+    """The service's own sign-in app is registered at the identity peer, whose CA it trusts; the
+    CAP server is also the Global Discovery Service."""
+    monkeypatch.setenv(CLIENT_ID_ENV, SIGN_IN_CLIENT_ID)
+    monkeypatch.setenv(CLIENT_SECRET_ENV, SIGN_IN_SECRET)
+    monkeypatch.setenv(TENANT_ENV, TENANT)
+    monkeypatch.setenv(DISCOVERY_URL_ENV, dataverse_environment.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(dataverse_environment.tenant.identity.ca_path))
+    yield dataverse_environment
+
+
+def sign_in_url(user: WizardUser) -> str:
+    for block in user.view["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == SIGN_IN:
+                return str(element["url"])
+    raise AssertionError(f"no sign-in button in the view:\n{user.text}")
+
+
+async def sign_in(user: WizardUser, peer: DataverseEnvironmentPeer) -> str:
+    """Click Sign in with Microsoft and sign in: where the identity server sends the browser."""
+    url = sign_in_url(user)
+    await user.click(SIGN_IN)
+    async with httpx.AsyncClient(verify=peer.tenant.identity.tls(), trust_env=False) as browser:
+        answer = await browser.get(url)
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    return location
+
+
+async def come_back(service: RunningService, location: str) -> httpx.Response:
+    parts = urlsplit(location)
+    async with httpx.AsyncClient() as browser:
+        return await browser.get(f"{service.url}{parts.path}?{parts.query}")
+
+
+async def start_dataverse(user: WizardUser) -> None:
+    await user.start()
+    await user.choose_provider("dataverse")
+    await user.wait_step("source")
+
+
+async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tables(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    dataverse_app: DataverseEnvironmentPeer,
+    database: Database,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in QUIET_LOGGERS:
+        caplog.set_level(logging.WARNING, logger=name)
+    user = WizardUser(driver, fake_slack)
+    await start_dataverse(user)
+    assert "not available" not in user.text
+    location = await sign_in(user, dataverse_app)
+
+    page = await come_back(service, location)
+    assert page.status_code == 200 and "Signed in with Microsoft" in page.text
+    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    assert "dana@contoso.example" in user.text and "IB Test" in user.text  # listed environments
+    assert SIGN_IN not in str(user.view["blocks"])
+
+    await user.give_source(environment_url=dataverse_app.api_url)
+    await user.wait_step("objects")
+    assert set(await user.search("objects_rw")) == {"accounts", "contacts"}
+    await user.pick_objects(read_write=["contacts"], read_only=["accounts"])
+    await user.fill_settings(application_name="CRM contacts", module_name="crm_contacts")
+    review = await user.wait_step("review")
+    await user.submit()
+    await user.wait_step("publishing")
+    [queued] = await wait_for(lambda: jobs_of(database, review["private_metadata"]), what="the publish job")
+    job = await service.publisher.wait(queued.id, timeout=120)
+    assert (job.state, job.error) == ("published", None)
+    async with database.session() as session:
+        integration = await Integrations(session).by_module(fake_slack.workspace.team_id, "crm_contacts")
+        assert integration is not None
+        [version] = await Integrations(session).versions(integration)
+    assert {o["name"]: o["access"] for o in version.spec["objects"]} == {
+        "contacts": "read-write",
+        "accounts": "read-only",
+    }
+
+    box = service.app[SECRET_BOX]
+    async with database.session() as session:
+        rows = list(await session.scalars(select(OAuthState)))
+    [kept] = [kept for row in rows if "access_token" in (kept := box.decrypt_json(row.code_verifier))]
+    tokens = [kept["access_token"], kept["refresh_token"]]
+    assert all(tokens)
+    draft = await service.draft(review["private_metadata"])
+    for token in tokens:
+        assert token not in fake_slack.all_text_sent()
+        assert token not in caplog.text
+        assert token not in str(draft.state)
+        for path in database_files(database_url):
+            assert token.encode() not in path.read_bytes(), path
+
+
+async def test_the_listed_environment_can_be_chosen_instead_of_typed(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, dataverse_app: DataverseEnvironmentPeer
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await start_dataverse(user)
+    assert (await come_back(service, await sign_in(user, dataverse_app))).status_code == 200
+    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    await user.give_source(environment=dataverse_app.url)
+    await user.wait_step("objects")
+    assert set(await user.search("objects_rw")) == {"accounts", "contacts"}
+
+
+async def test_a_forged_state_and_denied_consent(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, dataverse_app: DataverseEnvironmentPeer
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await start_dataverse(user)
+    location = await sign_in(user, dataverse_app)
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+    forged = await come_back(service, f"{REDIRECT_URI}?code={code}&state=forged-state")
+    assert forged.status_code == 400 and "not valid" in forged.text
+    await service.settled()
+    assert user.step == "source" and "Signed in" not in user.text and ":warning:" not in user.text
+
+    dataverse_app.tenant.identity.deny_next_consent()
+    location = await sign_in(user, dataverse_app)
+    page = await come_back(service, location)
+    assert "consent was denied" in page.text
+    await wait_for(lambda: "consent was denied" in user.text, what="the denied consent on the source step")
+    assert user.step == "source" and "Signed in as" not in user.text
+    sign_in_url(user)  # a fresh button to try again
+
+
+async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, dataverse_app: DataverseEnvironmentPeer
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await start_dataverse(user)
+    assert (await come_back(service, await sign_in(user, dataverse_app))).status_code == 200
+    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    draft_id = user.view["private_metadata"]
+    # The identity server no longer honours the kept refresh token.
+    box = service.app[SECRET_BOX]
+    async with service.database.session() as session:
+        for row in await session.scalars(select(OAuthState)):
+            kept = box.decrypt_json(row.code_verifier)
+            if kept.get("refresh_token"):
+                row.code_verifier = box.encrypt_json({**kept, "refresh_token": "revoked-refresh-token"})
+
+    await user.give_source(environment_url=dataverse_app.url)
+    await wait_for(lambda: user.step == "source" and "again" in user.text, what="the ask to sign in again")
+    assert "Sign in with Microsoft" in user.text
+    assert (await service.draft(draft_id)).status == "open"
