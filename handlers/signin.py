@@ -4,8 +4,8 @@ The source step shows a URL button to the provider's authorize page. What the ca
 finish (the PKCE verifier, the login host, the Slack view to update) stays in an ``oauth_states``
 row keyed by the ``state`` the URL carries, encrypted with the :class:`SecretBox`, bound to the
 draft and its owner and good for :data:`SIGN_IN_TTL`. The tokens the callback gets replace it
-there, encrypted too: they never reach the draft's JSON, a view, a message or a log. A row is used
-once, so a replayed callback changes nothing.
+there, encrypted too, for :data:`SIGNED_IN_TTL`: they never reach the draft's JSON, a view, a
+message or a log. A row is used once, so a replayed callback changes nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from storage.models import OAuthState, utcnow
 log = logging.getLogger(__name__)
 
 SIGN_IN_TTL = timedelta(minutes=10)
+# How long the wizard may use a finished sign-in's tokens (then the user signs in again).
+SIGNED_IN_TTL = timedelta(hours=12)
 FORGED = (
     "This sign-in link is not valid (forged, already used or older than 10 minutes). Nothing was "
     "changed: go back to Slack and press the sign-in button of the wizard again."
@@ -181,9 +183,14 @@ class SignIns:
                 page = problem = f"{title} sign-in failed: {error}."
             return CallbackResult(page + " Go back to Slack.", draft_id, view_id, problem=problem)
         async with self.services.units.writing() as session:
+            # One sign-in per draft: the newest replaces the others (their tokens go with them).
+            await session.execute(
+                delete(OAuthState).where(OAuthState.draft_id == draft_id, OAuthState.state != state_value)
+            )
             row = await session.get(OAuthState, state_value)
             if row is not None:
                 row.code_verifier = box.encrypt_json({"view_id": view_id, **kept})
+                row.expires_at = utcnow() + SIGNED_IN_TTL
         if load is not None:
             return CallbackResult(
                 "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now.",
@@ -206,6 +213,8 @@ class SignIns:
                 .order_by(OAuthState.created_at.desc())
             )
             for row in rows:
+                if _aware(row.expires_at) < utcnow():
+                    continue
                 kept = box.decrypt_json(row.code_verifier)
                 if kept.get("access_token"):
                     return kept
