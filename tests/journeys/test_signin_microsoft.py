@@ -75,9 +75,9 @@ async def come_back(service: RunningService, location: str) -> httpx.Response:
         return await browser.get(f"{service.url}{parts.path}?{parts.query}")
 
 
-async def start_dataverse(user: WizardUser) -> None:
+async def start_dataverse(user: WizardUser, provider: str = "dataverse") -> None:
     await user.start()
-    await user.choose_provider("dataverse")
+    await user.choose_provider(provider)
     await user.wait_step("source")
 
 
@@ -139,11 +139,16 @@ async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tabl
             assert token.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize("provider", ["dataverse", "dynamics365"])
 async def test_the_listed_environment_can_be_chosen_instead_of_typed(
-    service: RunningService, driver: Driver, fake_slack: FakeSlack, dataverse_app: DataverseEnvironmentPeer
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    dataverse_app: DataverseEnvironmentPeer,
+    provider: str,
 ) -> None:
     user = WizardUser(driver, fake_slack)
-    await start_dataverse(user)
+    await start_dataverse(user, provider)
     assert (await come_back(service, await sign_in(user, dataverse_app))).status_code == 200
     await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
     await user.give_source(environment=dataverse_app.url)
