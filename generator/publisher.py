@@ -99,7 +99,8 @@ def install_command(base_url: str, environment: str, module_name: str) -> str:
     url = index_url(base_url, environment)
     scheme, separator, rest = url.partition("://")
     if separator:
-        url = f"{scheme}://__token__:<runtime token>@{rest}"
+        # a shell variable, so the line works as pasted once IB_RUNTIME_TOKEN holds the token
+        url = f"{scheme}://__token__:$IB_RUNTIME_TOKEN@{rest}"
     return f"pip install --index-url {url} {module_name}"
 
 

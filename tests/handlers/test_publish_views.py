@@ -76,7 +76,7 @@ def test_the_published_message_has_the_pip_line_a_snippet_that_calls_a_generated
     text = shown(message.blocks)
     assert "Shop <&> Co (shop) 0.1.3 is published to dev" in text.replace("*", "").replace("`", "")
     assert code_blocks(text) == [INSTALL, snippet]
-    assert "<runtime token>" in INSTALL
+    assert "$IB_RUNTIME_TOKEN" in INSTALL
     # The snippet calls the first object's search under the name the generator gave it.
     action = re.search(r"import (search_\w+)", snippet)
     assert action is not None

@@ -51,7 +51,8 @@ async def test_publish_from_the_wizard_then_install_and_run_what_the_dm_shows(
     assert f"CAP shop ({MODULE}) 0.1.0 is published to dev." in text.replace("*", "").replace("`", "")
     install_line, snippet = code_blocks(text)
     assert install_line == (
-        f"pip install --index-url https://__token__:<runtime token>@ib.example.test/envs/dev/simple/ {MODULE}"
+        "pip install --index-url https://__token__:$IB_RUNTIME_TOKEN@ib.example.test/envs/dev/simple/ "
+        + MODULE
     )
 
     async with service.database.session() as session:
@@ -74,7 +75,7 @@ async def test_publish_from_the_wizard_then_install_and_run_what_the_dm_shows(
         # What the user does with the line: put a token (and here the local address) in.
         command = shlex.split(
             install_line.replace(
-                "https://__token__:<runtime token>@ib.example.test",
+                "https://__token__:$IB_RUNTIME_TOKEN@ib.example.test",
                 index_base.replace("http://", f"http://__token__:{token}@"),
             )
         )

@@ -157,7 +157,7 @@ def test_publish_prints_the_version_and_sha256_and_deploy_promotes_it(
     wheel_name, wheel_hash = lines[1].split(" sha256=")
     assert wheel_name == "gw_sample-0.1.0-py3-none-any.whl"
     assert lines[3] == (
-        "pip install --index-url http://__token__:<runtime token>@127.0.0.1:8080/envs/dev/simple/ gw_sample"
+        "pip install --index-url http://__token__:$IB_RUNTIME_TOKEN@127.0.0.1:8080/envs/dev/simple/ gw_sample"
     )
     assert err.splitlines() == ["ib publish: generating", "ib publish: building", "ib publish: publishing"]
     assert run(capsys, "publish", "--spec", str(spec_file), "--wait")[1].splitlines()[0] == (
