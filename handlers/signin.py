@@ -21,10 +21,11 @@ from sqlalchemy import delete, select
 
 from handlers.drafts import DraftCopy
 from handlers.services import Services
-from handlers.views.wizard import SIGN_IN_ACTION
+from handlers.views.blocks import option
+from handlers.views.wizard import SIGN_IN_ACTION, SITE_SEARCH
 from handlers.wizard_state import WizardState
 from handlers.wizard_steps import SourceLoad
-from providers import dataverse, microsoft, salesforce
+from providers import dataverse, microsoft, salesforce, sharepoint
 from providers.base import MetadataSource, ProviderError, SourceError
 from storage import SecretBox
 from storage.models import OAuthState, utcnow
@@ -66,7 +67,12 @@ class SignedIn:
 
 
 # The route's {provider} for each wizard provider that signs in.
-FAMILIES: dict[str, str] = {"salesforce": "salesforce", "dataverse": "microsoft", "dynamics365": "microsoft"}
+FAMILIES: dict[str, str] = {
+    "salesforce": "salesforce",
+    "dataverse": "microsoft",
+    "dynamics365": "microsoft",
+    "sharepoint": "microsoft",
+}
 
 
 class SignIns:
@@ -119,10 +125,10 @@ class SignIns:
             sign_in_client = microsoft.SignInClient.from_env()
             assert sign_in_client is not None
             started = await microsoft.start_sign_in(
-                sign_in_client, microsoft.callback_url(self._base_url), dataverse.discovery_scopes()
+                sign_in_client, microsoft.callback_url(self._base_url), _design_scopes(state.provider, "")
             )
             url, state_value = started.url, started.state
-            pending = {"flow": started.flow}
+            pending = {"flow": started.flow, "wizard_provider": state.provider}
         async with self.services.units.writing() as session:
             # Expired rows of anyone go on the way: they can only be refused.
             await session.execute(delete(OAuthState).where(OAuthState.expires_at < utcnow()))
@@ -189,7 +195,7 @@ class SignIns:
             )
             row = await session.get(OAuthState, state_value)
             if row is not None:
-                row.code_verifier = box.encrypt_json({"view_id": view_id, **kept})
+                row.code_verifier = box.encrypt_json({"view_id": view_id, "user_id": row.user_id, **kept})
                 row.expires_at = utcnow() + SIGNED_IN_TTL
         if load is not None:
             return CallbackResult(
@@ -220,6 +226,18 @@ class SignIns:
                     return kept
         return None
 
+    async def search_sites(self, draft_id: str, user_id: str, query: str) -> list[tuple[str, str]]:
+        """(url, name) of the SharePoint sites matching ``query`` for the draft's signed-in owner."""
+        kept = await self._tokens_of(draft_id)
+        if kept is None or kept.get("user_id") != user_id:
+            return []
+        try:
+            sites = await sharepoint.search_sites(str(kept["access_token"]), query)
+        except ProviderError as error:
+            log.info("searching SharePoint sites failed: %s", error)
+            return []
+        return [(site.web_url, site.name) for site in sites[:100]]
+
     async def signed_in(self, draft_id: str) -> SignedIn | None:
         kept = await self._tokens_of(draft_id)
         if kept is None:
@@ -238,10 +256,17 @@ class SignIns:
         tokens = await microsoft.refresh_sign_in(
             client,
             str(kept["refresh_token"]),
-            dataverse.environment_scopes(load.source.location),
+            _design_scopes(provider_key, load.source.location),
             tenant=str(kept.get("tenant_id") or "") or None,
         )
         return replace(load, source=replace(load.source, password=tokens.access_token))
+
+
+def _design_scopes(provider_key: str, url: str) -> list[str]:
+    """Graph for SharePoint; for Dataverse the discovery service, or the environment at ``url``."""
+    if provider_key == "sharepoint":
+        return sharepoint.design_scopes()
+    return dataverse.environment_scopes(url) if url else dataverse.discovery_scopes()
 
 
 def _pending(kept: Mapping[str, Any]) -> bool:
@@ -278,12 +303,13 @@ async def _microsoft_tokens(pending: Mapping[str, Any], params: Mapping[str, str
     if client is None:
         raise ProviderError("Microsoft sign-in is not configured any more")
     tokens = await microsoft.complete_sign_in(client, dict(pending["flow"]), params)
-    try:
-        listed = await dataverse.list_environments(tokens.access_token)
-    except SourceError as error:
-        # Typing the environment's URL still works.
-        log.info("listing the signed-in user's Dataverse environments failed: %s", error)
-        listed = []
+    listed: list[dataverse.DataverseEnvironment] = []
+    if pending.get("wizard_provider") != "sharepoint":
+        try:
+            listed = await dataverse.list_environments(tokens.access_token)
+        except SourceError as error:
+            # Typing the environment's URL still works.
+            log.info("listing the signed-in user's Dataverse environments failed: %s", error)
     return {
         "access_token": tokens.access_token,
         "refresh_token": tokens.refresh_token or "",
@@ -295,6 +321,12 @@ async def _microsoft_tokens(pending: Mapping[str, Any], params: Mapping[str, str
 
 def register(app: AsyncApp, services: Services) -> None:
     signins = SignIns(services)
+
+    @app.options(SITE_SEARCH)
+    async def site_suggestions(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        draft_id = str(body.get("view", {}).get("private_metadata", ""))
+        found = await signins.search_sites(draft_id, str(context.user_id), str(body.get("value", "")))
+        await ack(options=[option(name, url) for url, name in found])
 
     @app.action(SIGN_IN_ACTION)
     async def sign_in_clicked(

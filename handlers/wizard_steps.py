@@ -178,12 +178,14 @@ def submit_source(
         for f in _fields_by_kind(fields, "choice")
         if (chosen := selected_value(values, _block(f), f.name)) and chosen != "auto"
     }
-    # A choice listed after signing in (a Dataverse environment) names the URL to read.
-    listed = [name for name, value in options.items() if value.startswith(("https://", "http://"))]
-    if listed and urls and not any(value for _, value in urls):
-        urls = [(urls[0][0], options[listed[0]])]
-    for name in listed:
-        del options[name]
+    # A choice listed after signing in (a Dataverse environment, a SharePoint site) names the URL to read.
+    listed = [
+        (f, options.pop(f.name))
+        for f in _fields_by_kind(fields, "choice")
+        if options.get(f.name, "").startswith(("https://", "http://"))
+    ]
+    if listed and not any(value for _, value in urls):
+        urls = listed[:1]
     given = [(f, value) for f, value in (*urls, *files, *texts) if value]
     if len(given) > 1:
         names = " or ".join(f.label.lower() for f, _ in given)
@@ -198,7 +200,7 @@ def submit_source(
         return {_block(first[0]): "Give a metadata URL, upload a file or paste the metadata."}
     source_field, value = given[0]
     kept = state.source
-    if source_field.kind == "url":
+    if source_field.kind in ("url", "choice"):  # a choice here is a listed URL (see above)
         assert isinstance(value, str)
         problem = _url_problem(value)
         if problem:

@@ -40,10 +40,16 @@ class SignedInView(Protocol):
     def environments(self) -> tuple[tuple[str, str], ...]: ...
 
 
+_NEXT_AFTER_SIGN_IN = {
+    "dataverse": "Choose the environment or type its URL.",
+    "dynamics365": "Choose the environment or type its URL.",
+    "sharepoint": "Search for the site.",
+}
 CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id starting with it
 TITLE = "Create integration"
 BACK_ACTION = "wizard_back"  # value = the step to go to
 SIGN_IN_ACTION = "wizard_sign_in"  # a URL button to the system's sign-in page; value = its state
+SITE_SEARCH = "site"  # the SharePoint site picker, searched once signed in (the source field's name)
 OBJECTS_RW = "objects_rw"
 OBJECTS_RO = "objects_ro"
 CUSTOMIZE_HELP = (
@@ -199,11 +205,17 @@ def source_step(
         if source_field.kind == "authorize" and signed_in is not None:
             who = f" as *{escape(signed_in.username)}*" if signed_in.username else ""
             blocks.append(
-                context(f":white_check_mark: Signed in{who}. Choose the environment or type its URL.")
+                context(f":white_check_mark: Signed in{who}. {_NEXT_AFTER_SIGN_IN.get(provider.key, '')}")
             )
             continue
         if source_field.kind == "choice" and signed_in is not None and signed_in.environments:
             source_field = replace(source_field, choices=signed_in.environments)
+        if source_field.kind == "choice" and signed_in is not None and source_field.name == SITE_SEARCH:
+            picker = {"type": "external_select", "action_id": SITE_SEARCH, "min_query_length": 0}
+            blocks.append(
+                input_block(f"source_{SITE_SEARCH}", source_field.label, picker, hint=source_field.hint)
+            )
+            continue
         if source_field.kind == "authorize" and sign_in_url:
             # The value lets the click tell the service which modal the callback updates.
             state_value = parse_qs(urlsplit(sign_in_url).query).get("state", [""])[0]

@@ -28,6 +28,7 @@ from tests.fixtures.microsoft import (
 from tests.journeys.service import RunningService
 from tests.journeys.test_wizard_happy_path import database_files, jobs_of
 from tests.journeys.wizard_user import WizardUser
+from tests.peers.identity import IdentityServer
 from tests.slack import Driver, FakeSlack, wait_for
 
 pytestmark = pytest.mark.peers
@@ -57,11 +58,11 @@ def sign_in_url(user: WizardUser) -> str:
     raise AssertionError(f"no sign-in button in the view:\n{user.text}")
 
 
-async def sign_in(user: WizardUser, peer: DataverseEnvironmentPeer) -> str:
+async def sign_in(user: WizardUser, identity: IdentityServer) -> str:
     """Click Sign in with Microsoft and sign in: where the identity server sends the browser."""
     url = sign_in_url(user)
     await user.click(SIGN_IN)
-    async with httpx.AsyncClient(verify=peer.tenant.identity.tls(), trust_env=False) as browser:
+    async with httpx.AsyncClient(verify=identity.tls(), trust_env=False) as browser:
         answer = await browser.get(url)
     assert answer.status_code == 302, answer.text
     location = answer.headers["location"]
@@ -96,7 +97,7 @@ async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tabl
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user)
     assert "not available" not in user.text
-    location = await sign_in(user, dataverse_app)
+    location = await sign_in(user, dataverse_app.tenant.identity)
 
     page = await come_back(service, location)
     assert page.status_code == 200 and "Signed in with Microsoft" in page.text
@@ -149,7 +150,7 @@ async def test_the_listed_environment_can_be_chosen_instead_of_typed(
 ) -> None:
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user, provider)
-    assert (await come_back(service, await sign_in(user, dataverse_app))).status_code == 200
+    assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
     await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
     await user.give_source(environment=dataverse_app.url)
     await user.wait_step("objects")
@@ -161,7 +162,7 @@ async def test_a_forged_state_and_denied_consent(
 ) -> None:
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user)
-    location = await sign_in(user, dataverse_app)
+    location = await sign_in(user, dataverse_app.tenant.identity)
     code = dict(parse_qsl(urlsplit(location).query))["code"]
     forged = await come_back(service, f"{REDIRECT_URI}?code={code}&state=forged-state")
     assert forged.status_code == 400 and "not valid" in forged.text
@@ -169,7 +170,7 @@ async def test_a_forged_state_and_denied_consent(
     assert user.step == "source" and "Signed in" not in user.text and ":warning:" not in user.text
 
     dataverse_app.tenant.identity.deny_next_consent()
-    location = await sign_in(user, dataverse_app)
+    location = await sign_in(user, dataverse_app.tenant.identity)
     page = await come_back(service, location)
     assert "consent was denied" in page.text
     await wait_for(lambda: "consent was denied" in user.text, what="the denied consent on the source step")
@@ -182,7 +183,7 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
 ) -> None:
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user)
-    assert (await come_back(service, await sign_in(user, dataverse_app))).status_code == 200
+    assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
     await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
     draft_id = user.view["private_metadata"]
     # The identity server no longer honours the kept refresh token.
