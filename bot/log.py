@@ -20,7 +20,8 @@ from storage.repositories import RUNTIME_TOKEN_PREFIX
 
 # Alembic's INFO lines describe its internals ("non-transactional DDL", "Context impl") in ways
 # that mislead readers; storage.migrate logs the revision change itself.
-QUIET_LOGGERS = ("slack_sdk", "slack_bolt", "slack_sdk.socket_mode", "alembic")
+# msal and simple_salesforce log authorization codes and PKCE verifiers at DEBUG
+QUIET_LOGGERS = ("slack_sdk", "slack_bolt", "slack_sdk.socket_mode", "alembic", "msal", "simple_salesforce")
 MASK = "***"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
