@@ -363,20 +363,35 @@ _USUAL_PAGE_SIZE = 1000  # CAP's and many Gateways' default server page
 _MEMO_SIZE = 4096
 
 
-def _slot_setters(model: Any, attrs: list[str]) -> dict[str, Any] | None:
-    """``set_<attr>`` functions for every slot a decoded record fills, or None when ``model`` is
-    not a plain slotted class (then records are built through its __init__)."""
-    setters: dict[str, Any] = {}
+class _Memo(dict[Any, Any]):
+    """Conversions remembered by wire value: a hit is one dict lookup in C, a miss converts."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Decoder) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, wire: Any) -> Any:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        value = self[wire] = self.convert(wire)
+        return value
+
+
+def _plain_slots(model: Any, attrs: list[str]) -> bool:
+    """Whether ``model`` is a plain slotted class whose records a decoder may fill by assigning
+    ``attrs`` and the record metadata directly (no __init__ logic, no __setattr__ of its own)."""
     if not isinstance(model, type) or "__post_init__" in dir(model):
-        return None
+        return False
+    if getattr(model, "__setattr__", None) is not object.__setattr__:
+        return False
     for attr in [*attrs, "_ib_etag", "_ib_nulls"]:
         descriptor = next((k.__dict__[attr] for k in model.__mro__ if attr in k.__dict__), None)
         if descriptor is None or not hasattr(descriptor, "__set__") or isinstance(descriptor, property):
-            return None
-        setters[f"set_{attr}"] = descriptor.__set__
-    if set(getattr(model, "__dataclass_fields__", {})) - set(attrs):
-        return None  # a field this decoder does not fill would be left unset
-    return setters
+            return False
+    # a field this decoder does not fill would be left unset
+    return not set(getattr(model, "__dataclass_fields__", {})) - set(attrs)
 
 
 def _identifier(name: str, object_name: str) -> str:
@@ -616,7 +631,6 @@ class _ObjectCodec:
             "deferred": dialect.deferred,
             "NO_NULLS": frozenset(),
             "MISSING": _MISSING,
-            "MEMO_SIZE": _MEMO_SIZE,
             "new": object.__new__,
         }
         names = [f"v{i}" for i in range(len(self.fields))]
@@ -629,7 +643,7 @@ class _ObjectCodec:
             ]
         elif names:
             body.append(f"    v0 = get({self.fields[0].field.wire!r})")
-        arguments = [f"{attr}=None" for attr in streams]
+        arguments = [f"{_identifier(attr, self.obj.name)}=None" for attr in streams]
         for i, codec in enumerate(self.fields):
             attr = _identifier(codec.field.attr, self.obj.name)
             body += [
@@ -644,15 +658,8 @@ class _ObjectCodec:
                 else:
                     body.append("    else:")
                 if codec.memo:
-                    namespace[f"m{i}"] = {}
-                    body += [
-                        f"        known = m{i}.get(v{i})",
-                        "        if known is None:",
-                        f"            if len(m{i}) >= MEMO_SIZE:",
-                        f"                m{i}.clear()",
-                        f"            known = m{i}[v{i}] = c{i}(v{i})",
-                        f"        v{i} = known",
-                    ]
+                    namespace[f"m{i}"] = _Memo(codec.decode)
+                    body.append(f"        v{i} = m{i}[v{i}]")
                 else:
                     body.append(f"        v{i} = c{i}(v{i})")
             arguments.append(f"{attr}=v{i}")
@@ -669,16 +676,15 @@ class _ObjectCodec:
                 f"        expanded[{_identifier(navigation.attr, self.obj.name)!r}] = "
                 f"None if w{j} is None else n{j}(w{j})",
             ]
-        slots = _slot_setters(self.obj.model, [a.split("=", 1)[0] for a in arguments if "=" in a])
-        if slots is not None and not expanded:
+        if _plain_slots(self.obj.model, [a.split("=", 1)[0] for a in arguments if "=" in a]) and not expanded:
             # Fill the slots directly: the dataclass __init__ would only assign the same values,
-            # at several times the cost per row (the hot path of every listing).
-            namespace.update(slots)
+            # at more cost per row (the hot path of every listing); plain attribute stores in this
+            # compiled function are specialised by the interpreter for slots.
             body.append("    record = new(model)")
-            body += [f"    set_{a}(record, {v})" for a, v in (x.split("=", 1) for x in arguments)]
+            body += [f"    record.{a} = {v}" for a, v in (x.split("=", 1) for x in arguments)]
             body += [
-                f"    set__ib_etag(record, {dialect.etag_expression} or fallback_etag)",
-                "    set__ib_nulls(record, frozenset(nulls) if nulls else NO_NULLS)",
+                f"    record._ib_etag = {dialect.etag_expression} or fallback_etag",
+                "    record._ib_nulls = frozenset(nulls) if nulls else NO_NULLS",
                 "    return record",
             ]
         else:
