@@ -5,8 +5,8 @@ Design time:
 - the catalog, from describe-global plus one describe per object: live through simple-salesforce
   with an access token (``MetadataSource(kind="url", location=<instance URL>,
   password=<access token>, options={"objects": "Account,Contact"})``), or offline from saved
-  describe payloads (one payload, a JSON array of them, or a .zip of JSON files; a
-  describe-global among them orders the objects);
+  describe payloads (one payload, a JSON array of them, a .zip of JSON files, or for
+  ``ib generate`` a folder of them; a describe-global among them orders the objects);
 - the OAuth 2.0 web server flow with PKCE that the wizard's "Authorize Salesforce" button runs
   (:func:`start_authorization`, :func:`authorization_code`, :func:`exchange_code`,
   :func:`refresh_access_token`: pure functions plus one token request each);
@@ -595,26 +595,27 @@ def _json_document(data: bytes, where: str) -> Any:
         raise MetadataError(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
 
 
-def _archive_documents(data: bytes, limit: int) -> Iterable[tuple[Any, str]]:
+def _archive_documents(data: bytes, limit: int, location: str) -> Iterable[tuple[Any, str]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise MetadataError("the .zip file is damaged") from None
+        raise MetadataError(f"{location} is not a readable .zip file") from None
     members = [
         m
         for m in archive.infolist()
         if not m.is_dir() and m.filename.lower().endswith(".json") and not m.filename.startswith("__MACOSX/")
     ]
     if len(members) > _MAX_ARCHIVE_MEMBERS:
-        raise MetadataError(f"the .zip file holds more than {_MAX_ARCHIVE_MEMBERS} JSON files")
+        raise MetadataError(f"{location} holds more than {_MAX_ARCHIVE_MEMBERS} JSON files")
     if sum(m.file_size for m in members) > limit:
-        raise MetadataError(f"the .zip file unpacks to more than the metadata limit of {limit:,} bytes")
+        raise MetadataError(f"{location} unpacks to more than the metadata limit of {limit:,} bytes")
     for member in members:
         with archive.open(member) as stream:
             content = stream.read(limit + 1)
         if len(content) > member.file_size:  # a forged size in the archive's directory
-            raise MetadataError(f"{member.filename} in the .zip file is larger than it claims")
-        yield _json_document(content, member.filename), member.filename
+            raise MetadataError(f"{member.filename} in {location} is larger than it claims")
+        where = f"{member.filename} in {location}"
+        yield _json_document(content, where), where
 
 
 def parse_describes(data: bytes, location: str = "the metadata") -> tuple[list[Mapping[str, Any]], Any]:
@@ -627,7 +628,7 @@ def parse_describes(data: bytes, location: str = "the metadata") -> tuple[list[M
     if len(data) > limit:
         raise MetadataError(f"{location} is larger than the metadata limit of {limit:,} bytes")
     if data.startswith(b"PK\x03\x04"):
-        documents = list(_archive_documents(data, limit))
+        documents = list(_archive_documents(data, limit, location))
     else:
         documents = [(_json_document(data, location), location)]
     describes: list[Mapping[str, Any]] = []

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--spec", type=Path, help="regenerate from this integration.json")
     parser.add_argument("--provider", help="provider key, e.g. sap-odata")
-    parser.add_argument("--metadata", help="metadata file or URL (with --spec: instead of the spec's source)")
+    parser.add_argument(
+        "--metadata",
+        help="metadata file, folder (read like a .zip of its files, for providers that take archives) or "
+        "URL (with --spec: instead of the spec's source)",
+    )
     parser.add_argument("--user", help="user for a metadata URL behind basic auth")
     parser.add_argument(
         "--password-env", metavar="VAR", help="environment variable holding the password for --user"
@@ -160,11 +166,26 @@ def _metadata_source(
         )
         return source, SourceRef(kind="url", location=_public_location(location), options=options)
     try:
-        data = path.read_bytes()
+        data = _folder_archive(path) if path.is_dir() else path.read_bytes()
     except OSError as exc:
         raise CommandError(f"cannot read metadata file {path}: {exc.strerror or exc}") from None
     source = MetadataSource(kind="file", location=path.name, data=data, options=options)
     return source, SourceRef(kind="file", location=path.name, options=options)
+
+
+def _folder_archive(folder: Path) -> bytes:
+    """The files of ``folder`` (and its subfolders) as an uncompressed .zip: a provider that reads
+    archives (Salesforce's saved describes) then reads a folder exactly like the .zip of it. Fixed
+    timestamps keep the bytes (and the spec's sha256) the same while the files are."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise CommandError(f"the metadata folder {folder} holds no files")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in files:
+            member = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(member, path.read_bytes())
+    return buffer.getvalue()
 
 
 def _is_url(text: str) -> bool:

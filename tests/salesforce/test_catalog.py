@@ -136,7 +136,7 @@ def test_describe_global_orders_the_objects_of_a_json_array_and_a_zip() -> None:
             json.dumps(sobject_describe("Thing__c", [sf_field("x') OR Id != ('", "string")])).encode(),
             "is not a Salesforce API name",
         ),
-        (b"PK\x03\x04broken", "damaged"),
+        (b"PK\x03\x04broken", "is not a readable .zip file"),
     ],
     ids=["empty", "malformed", "other-json", "global-only", "object-name", "field-name", "bad-zip"],
 )
@@ -181,3 +181,57 @@ def test_ib_generate_reads_a_saved_describe_file(tmp_path: Path, capsys: pytest.
     driver = (out / "whizbangs" / "driver.py").read_text()
     assert "def search_whizbang(" in driver and "def create_whizbang(" in driver
     assert (out / "whizbangs" / "_runtime" / "salesforce.py").is_file()
+
+
+def _generate(metadata: Path, out: Path) -> int:
+    return main(
+        [
+            *("generate", "--provider", "salesforce", "--metadata", str(metadata), "--all"),
+            *("--app", "Whole org", "--module", "whole_org", "--out", str(out)),
+        ]
+    )
+
+
+def test_ib_generate_reads_a_folder_of_saved_describes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    describes, describe_global = org_describes()
+    folder = tmp_path / "describes"
+    (folder / "sobjects").mkdir(parents=True)
+    (folder / "describe_global.json").write_text(json.dumps(describe_global))
+    for describe in describes:
+        (folder / "sobjects" / f"{describe['name']}.json").write_text(json.dumps(describe))
+    (folder / "README.md").write_text("saved with curl")
+    out = tmp_path / "out"
+    assert _generate(folder, out) == 0
+    driver = (out / "whole_org" / "driver.py").read_text()
+    for describe in describes:
+        if describe.get("queryable"):
+            assert f"def search_{describe['name'].lower()}(" in driver, describe["name"]
+    spec = json.loads((out / "whole_org" / "integration.json").read_text())
+    assert (spec["source"]["kind"], spec["source"]["location"]) == ("file", "describes")
+    # The spec kept beside the folder regenerates from it, and the folder counts as unchanged.
+    (tmp_path / "integration.json").write_text(json.dumps(spec))
+    capsys.readouterr()
+    assert main(["generate", "--spec", str(tmp_path / "integration.json"), "--out", str(out)]) == 0
+    assert "changed" not in capsys.readouterr().err
+
+
+def test_ib_generate_refuses_an_empty_folder_or_a_foreign_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _generate(empty, tmp_path / "out") != 0
+    said = capsys.readouterr().err.strip()
+    assert "empty holds no files" in said and "\n" not in said
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    whizbang, _ = corpus_describes()
+    (mixed / "Whizbang.json").write_text(json.dumps(whizbang))
+    (mixed / "notes.json").write_text('{"saved": "by hand"}')
+    assert _generate(mixed, tmp_path / "out") != 0
+    said = capsys.readouterr().err.strip()
+    assert "notes.json in mixed is neither an sObject describe" in said and "\n" not in said
+    assert not (tmp_path / "out").exists()
