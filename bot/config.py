@@ -17,6 +17,9 @@ from storage.secrets import DEFAULT_KEY_FILE
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_METADATA_MAX_BYTES = 50 * 1024 * 1024
+# How often `ib serve` expires overdue admin requests (telling their requesters) and prunes old
+# idempotency keys; every replica sweeps, and each request is told once.
+DEFAULT_HOUSEKEEPING_SECONDS = 300
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -45,6 +48,7 @@ class Settings:
     log_level: str = "INFO"
     microsoft_authority_host: str = "login.microsoftonline.com"
     salesforce_login_url: str = "https://login.salesforce.com"
+    housekeeping_seconds: int = DEFAULT_HOUSEKEEPING_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +75,7 @@ class Settings:
             port=_port(env, "IB_PORT", 8080),
             log_level=_log_level(env),
             microsoft_authority_host=text("IB_MICROSOFT_AUTHORITY_HOST", "login.microsoftonline.com"),
+            housekeeping_seconds=_positive_int(env, "IB_HOUSEKEEPING_SECONDS", DEFAULT_HOUSEKEEPING_SECONDS),
             salesforce_login_url=_url(env, "IB_SALESFORCE_LOGIN_URL", "https://login.salesforce.com").rstrip(
                 "/"
             ),

@@ -34,6 +34,7 @@ from handlers.connections_service import (
     ConnectionService,
     ConnectionServiceError,
 )
+from handlers.publish_progress import BotToken
 from handlers.services import CommandRequest, Services
 from handlers.tasks import after_ack
 from handlers.views.connections import (
@@ -74,6 +75,7 @@ from handlers.views.connections import (
     parse_target,
     picker_view,
     requester_cancelled_message,
+    requester_expired_message,
     requester_message,
     with_status,
 )
@@ -807,6 +809,33 @@ class ConnectionsModal:
             await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackApiError as error:
             log.warning("updating a connections DM failed: %s", error.response.get("error"))
+
+
+async def tell_requesters_of_expiry(
+    service: ConnectionService, client: AsyncWebClient, bot_token: BotToken
+) -> int:
+    """Expire overdue admin requests and DM each requester not told yet (once across replicas);
+    returns how many were told. For a periodic sweep: no Slack request brings this work."""
+    told = 0
+    for request in await service.expired_requests_to_tell():
+        token = await bot_token(request.team_id) if request.team_id else None
+        if token is None:
+            log.info(
+                "admin request %s expired; its workspace has no bot token to tell the requester", request.id
+            )
+            continue
+        text, blocks = requester_expired_message(request)
+        try:
+            await client.chat_postMessage(token=token, channel=request.requester, text=text, blocks=blocks)
+        except SlackApiError as error:
+            log.warning(
+                "telling the requester of expired request %s failed: %s",
+                request.id,
+                error.response.get("error"),
+            )
+            continue
+        told += 1
+    return told
 
 
 async def tell_privately(client: AsyncWebClient, user_id: str, channel: str, text: str) -> None:

@@ -56,6 +56,7 @@ from storage import (
     AuditLog,
     Connections,
     Database,
+    DedupKeys,
     Deployments,
     Environments,
     Integrations,
@@ -69,6 +70,10 @@ DEFAULT_REQUEST_LIFETIME: Final = timedelta(days=7)
 # How long a generated package may use an answer before asking again: a changed password or a
 # new association reaches running apps within this time.
 DEFAULT_EXPIRES_IN_S: Final = 300
+# A requester hears of an expired request if it expired within this many days (a service that was
+# down longer does not send stale news), and idempotency keys are kept longer than that.
+EXPIRY_NOTICE_DAYS: Final = 7
+DEDUP_KEEP_DAYS: Final = 14
 RUNTIME_CACHE_SECONDS: Final = 5.0
 _CACHE_LIMIT: Final = 10_000  # entries; one per live token and integration it asked for
 # The audit log's actor for changes nobody clicked (an expiry found on read or by a sweep).
@@ -148,6 +153,7 @@ class AdminRequestSummary:
     connection: str | None  # the connection a completed request created
     # What the administrator must set up (mrkdwn) and the files to attach (the certificate).
     instructions: AdminInstructions
+    team_id: str | None = None  # the workspace of the integration, for messages no request brought
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,6 +571,34 @@ class ConnectionService:
                 summaries.append(await self._request_summary(session, row))
             return summaries
 
+    async def expired_requests_to_tell(self) -> list[AdminRequestSummary]:
+        """Expire what is overdue, then claim every expired request whose requester was not told
+        yet: each is returned once across all processes (a shared dedup key), however the request
+        came to expire (this sweep, or an administrator's click on an overdue one).
+
+        Only requests that expired within :data:`EXPIRY_NOTICE_DAYS` are considered, and dedup
+        keys are pruned after :data:`DEDUP_KEEP_DAYS`, which is longer, so none is told twice.
+        """
+        await self.expire_admin_requests()
+        now = self._clock()
+        async with self._session() as session:
+            rows = await AdminRequests(session, self.box).expired_since(
+                now - timedelta(days=EXPIRY_NOTICE_DAYS)
+            )
+        told = []
+        for row in rows:
+            async with self._session() as session:
+                first = await DedupKeys(session).claim(f"admin-request-expired:{row.id}")
+            if first:
+                told.append(await self._summarize_request(row))
+        return told
+
+    async def prune_dedup_keys(self) -> int:
+        """Forget idempotency keys older than :data:`DEDUP_KEEP_DAYS` (Slack retries an event for
+        minutes, not days); returns how many went."""
+        async with self._session() as session:
+            return await DedupKeys(session).prune(self._clock() - timedelta(days=DEDUP_KEEP_DAYS))
+
     async def admin_requests_for(self, user: str) -> list[AdminRequestSummary]:
         """Pending requests ``user`` made or must answer, newest first (for the App Home)."""
         await self.expire_admin_requests()
@@ -812,6 +846,7 @@ class ConnectionService:
             completed_at=row.completed_at,
             connection=connection.name if connection else None,
             instructions=instructions,
+            team_id=integration.team_id if integration else None,
         )
 
 

@@ -870,6 +870,16 @@ class AdminRequests:
             if await self.change_status(request_id, from_status="pending", to_status="expired")
         ]
 
+    async def expired_since(self, since: datetime) -> list[AdminRequest]:
+        """Requests marked expired whose expiry came after ``since``, oldest expiry first."""
+        return list(
+            await self.session.scalars(
+                select(AdminRequest)
+                .where(AdminRequest.status == "expired", AdminRequest.expires_at > since)
+                .order_by(AdminRequest.expires_at)
+            )
+        )
+
     async def involving(self, user_id: str, statuses: Collection[str] = ("pending",)) -> list[AdminRequest]:
         """Requests made by or addressed to ``user_id`` in one of ``statuses``, newest first."""
         return list(

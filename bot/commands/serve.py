@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.log import QuietAccessLogger, configure_logging
 from bot.slack_app import SLACK_BOT, SlackBot
 from bot.web import create_app, serve_installers
+from handlers.connections import tell_requesters_of_expiry
 
 log = logging.getLogger("ib.serve")
 
@@ -66,6 +67,7 @@ async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
     secret_box = load_secret_box(settings, create=True)
     database = open_database(settings)
     runner: web.AppRunner | None = None
+    housekeeping: asyncio.Task[None] | None = None
     try:
         revision = await migrate(database)
         log.info("database %s is at revision %s", database.display_url, revision)
@@ -83,13 +85,37 @@ async def serve(settings: Settings, *, socket_mode: bool = False) -> int:
         _log_what_is_missing(settings, socket_mode)
         if socket_mode and not settings.missing_for_slack(socket_mode=True) and SLACK_BOT in app:
             await _connect_socket_mode(app[SLACK_BOT], settings.slack_app_token)
+        if SLACK_BOT in app:
+            housekeeping = asyncio.create_task(
+                _housekeeping(app[SLACK_BOT], settings.housekeeping_seconds), name="housekeeping"
+            )
         await _until_stopped()
+        if housekeeping is not None:
+            housekeeping.cancel()
         log.info("stopping")
     finally:
         if runner is not None:
             await runner.cleanup()
         await database.dispose()
     return 0
+
+
+async def _housekeeping(bot: SlackBot, every_seconds: int) -> None:
+    """Periodic upkeep no Slack request brings: expired admin requests are told to their
+    requesters (once across replicas) and old idempotency keys go."""
+    service = bot.services.connections
+    while True:
+        await asyncio.sleep(every_seconds)
+        if service is None:
+            continue
+        try:
+            told = await tell_requesters_of_expiry(service, bot.client, bot.bot_token)
+            pruned = await service.prune_dedup_keys()
+        except Exception:  # a failed round is retried at the next; the service keeps serving
+            log.exception("housekeeping failed")
+            continue
+        if told or pruned:
+            log.info("housekeeping: %d expired admin requests told, %d old dedup keys pruned", told, pruned)
 
 
 async def _connect_socket_mode(bot: SlackBot, app_token: str) -> None:

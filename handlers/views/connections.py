@@ -659,6 +659,19 @@ def requester_cancelled_message(request: AdminRequestSummary) -> tuple[str, list
     return text, [section(text)]
 
 
+def requester_expired_message(request: AdminRequestSummary) -> tuple[str, list[Block]]:
+    """What the requester hears when the administrator did not answer in time."""
+    text = (
+        f"Your request to <@{request.admin}> for the connection of *{escape(request.application_name)}* "
+        f"(`{request.module_name}`) in *{request.environment}* expired {slack_date(request.expires_at)} "
+        f"without an answer; its button no longer works. To ask again: "
+        f"`/ib connections {request.module_name} {request.environment}`."
+    )
+    return f"Your request for the connection of {request.module_name} in {request.environment} expired", [
+        section(text)
+    ]
+
+
 def connection_ready_message(completed: CompletedRequest) -> tuple[str, list[Block]]:
     """What the requester hears once the administrator's connection passed its test and was saved."""
     request = completed.request
