@@ -11,12 +11,14 @@ message or a log. A row is used once, so a replayed callback changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, select
 
 from handlers.drafts import DraftCopy
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 SIGN_IN_TTL = timedelta(minutes=10)
 # How long the wizard may use a finished sign-in's tokens (then the user signs in again).
 SIGNED_IN_TTL = timedelta(hours=12)
+# A kept access token is renewed this long before it expires.
+TOKEN_MARGIN_S = 60
 FORGED = (
     "This sign-in link is not valid (forged, already used or older than 10 minutes). Nothing was "
     "changed: go back to Slack and press the sign-in button of the wizard again."
@@ -208,7 +212,8 @@ class SignIns:
             "Signed in with Microsoft. Go back to Slack to choose the environment.", draft_id, view_id
         )
 
-    async def _tokens_of(self, draft_id: str) -> dict[str, Any] | None:
+    async def _signed_in_row(self, draft_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(state, kept tokens) of the draft's finished sign-in."""
         box = self._box
         if box is None:
             return None
@@ -223,16 +228,50 @@ class SignIns:
                     continue
                 kept = box.decrypt_json(row.code_verifier)
                 if kept.get("access_token"):
-                    return kept
+                    return row.state, kept
         return None
 
+    async def _tokens_of(self, draft_id: str) -> dict[str, Any] | None:
+        found = await self._signed_in_row(draft_id)
+        return found[1] if found is not None else None
+
+    async def _design_token(self, draft_id: str, state_value: str, kept: Mapping[str, Any]) -> str:
+        """The kept access token, renewed with the refresh token once it (nearly) expired (Microsoft
+        tokens last about an hour, the sign-in 12). A refused renewal ends the sign-in and raises
+        SignInError: the source step then offers a new one, the draft stays as it was."""
+        if float(kept.get("expires_at") or 0) > time.time() + TOKEN_MARGIN_S:
+            return str(kept["access_token"])
+        box, client = self._box, microsoft.SignInClient.from_env()
+        if box is None or client is None:
+            raise microsoft.SignInError("Microsoft sign-in is not configured any more")
+        try:
+            tokens = await microsoft.refresh_sign_in(
+                client,
+                str(kept.get("refresh_token") or ""),
+                _design_scopes(str(kept.get("wizard_provider") or ""), ""),
+                tenant=str(kept.get("tenant_id") or "") or None,
+            )
+        except microsoft.SignInError:
+            async with self.services.units.writing() as session:
+                await session.execute(delete(OAuthState).where(OAuthState.draft_id == draft_id))
+            raise
+        async with self.services.units.writing() as session:
+            row = await session.get(OAuthState, state_value)
+            if row is not None:
+                row.code_verifier = box.encrypt_json({**kept, **_renewable(tokens)})
+        return tokens.access_token
+
     async def search_sites(self, draft_id: str, user_id: str, query: str) -> list[tuple[str, str]]:
-        """(url, name) of the SharePoint sites matching ``query`` for the draft's signed-in owner."""
-        kept = await self._tokens_of(draft_id)
-        if kept is None or kept.get("user_id") != user_id:
+        """(url, name) of the SharePoint sites matching ``query`` for the draft's signed-in owner;
+        SignInError when the sign-in expired and could not be renewed."""
+        found = await self._signed_in_row(draft_id)
+        if found is None or found[1].get("user_id") != user_id:
             return []
         try:
-            sites = await sharepoint.search_sites(str(kept["access_token"]), query)
+            token = await self._design_token(draft_id, *found)
+            sites = await sharepoint.search_sites(token, query)
+        except microsoft.SignInError:
+            raise
         except ProviderError as error:
             log.info("searching SharePoint sites failed: %s", error)
             return []
@@ -311,11 +350,20 @@ async def _microsoft_tokens(pending: Mapping[str, Any], params: Mapping[str, str
             # Typing the environment's URL still works.
             log.info("listing the signed-in user's Dataverse environments failed: %s", error)
     return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token or "",
+        **_renewable(tokens),
         "tenant_id": tokens.tenant_id,
         "username": tokens.username,
+        "wizard_provider": pending.get("wizard_provider", ""),
         "environments": [[environment.url, environment.name] for environment in listed],
+    }
+
+
+def _renewable(tokens: microsoft.MicrosoftTokens) -> dict[str, Any]:
+    """What is kept of a Microsoft token answer to use the access token and later renew it."""
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token or "",
+        "expires_at": time.time() + tokens.expires_in,
     }
 
 
@@ -323,9 +371,22 @@ def register(app: AsyncApp, services: Services) -> None:
     signins = SignIns(services)
 
     @app.options(SITE_SEARCH)
-    async def site_suggestions(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        draft_id = str(body.get("view", {}).get("private_metadata", ""))
-        found = await signins.search_sites(draft_id, str(context.user_id), str(body.get("value", "")))
+    async def site_suggestions(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        view = body.get("view") or {}
+        draft_id = str(view.get("private_metadata", ""))
+        try:
+            found = await signins.search_sites(draft_id, str(context.user_id), str(body.get("value", "")))
+        except microsoft.SignInError as error:
+            await ack(options=[])
+            # handlers.wizard imports this module: the wizard shows the source step again, with a
+            # fresh sign-in button and why
+            from handlers.wizard import Wizard
+
+            expired = CallbackResult("", draft_id, str(view.get("id", "")), problem=str(error))
+            services.tasks.spawn(Wizard(services).signed_in(client, expired), name="wizard-sign-in-expired")
+            return
         await ack(options=[option(name, url) for url, name in found])
 
     @app.action(SIGN_IN_ACTION)
