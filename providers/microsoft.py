@@ -4,7 +4,8 @@
   (default login.microsoftonline.com: sovereign clouds and tests point it elsewhere, e.g.
   ``https://127.0.0.1:8443``). MSAL runs with ``instance_discovery=False`` so it asks only that host.
 - Design-time sign-in, the authorization code flow with PKCE, as steps the Slack layer calls:
-  :func:`start_sign_in` (the URL to send the user to, plus the flow to keep server-side),
+  :func:`start_sign_in` (the URL to send the user to, plus the flow to keep server-side; no network
+  request, so it fits in a Slack ack),
   :func:`complete_sign_in` (the callback's query parameters -> :class:`MicrosoftTokens`) and
   :func:`refresh_sign_in` (a token for another resource, e.g. one Dataverse environment, from the
   refresh token). The service's own app registration comes from ``IB_MICROSOFT_CLIENT_ID`` /
@@ -19,6 +20,7 @@ MSAL is synchronous (requests): every call that may touch the network runs in a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -36,6 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from msal.oauth2cli.oidc import Client as OidcClient
 
 from providers.base import ConnectionField, ConnectionValueError, ProviderError
 from providers.certificates import CERTIFICATE_FIELD, PRIVATE_KEY_FIELD
@@ -83,6 +86,9 @@ _KNOWN_CODES: dict[int, tuple[str, str | None]] = {
     700082: ("the sign-in has expired", None),
 }
 _SIGN_IN_AGAIN = frozenset({70008, 50173, 700082, 54005, 70000})
+
+# MSAL adds these to every user sign-in (ID token, profile, refresh token) and refuses them as input.
+_RESERVED_SCOPES: Final = frozenset({"openid", "profile", "offline_access"})
 
 T = TypeVar("T")
 
@@ -466,26 +472,34 @@ def _tokens(result: Mapping[str, Any], refresh_token: str | None = None) -> Micr
 async def start_sign_in(
     client: SignInClient, redirect_uri: str, scopes: Sequence[str], http: HttpOptions = DEFAULT_HTTP
 ) -> SignInRequest:
-    """A fresh state, nonce and PKCE verifier (MSAL makes them) and the authorize URL carrying them.
+    """A fresh state, nonce and PKCE verifier (MSAL's OAuth client makes them) and the authorize
+    URL carrying them, without any network request.
+
+    The wizard calls this while Slack waits for its ack (3 s): an MSAL application would first
+    fetch the authority's OpenID configuration, and a slow identity host would make the ack late.
+    An Entra authority's authorize endpoint is fixed (``<authority>/oauth2/v2.0/authorize``), so
+    the flow is built from it; the callback redeems it with the full MSAL application.
 
     ``scopes`` are the resource's delegated scopes, e.g.
-    ``["https://globaldisco.crm.dynamics.com/user_impersonation"]``; MSAL adds openid, profile
-    and offline_access (the refresh token that later gets tokens for other resources).
+    ``["https://globaldisco.crm.dynamics.com/user_impersonation"]``; openid, profile and
+    offline_access (the refresh token that later gets tokens for other resources) are added.
     """
-
-    def initiate() -> dict[str, Any]:
-        application = client.application(http)
-        with warnings.catch_warnings():
-            # MSAL recommends form_post; the callback is a GET that PKCE and state already protect
-            warnings.filterwarnings("ignore", message="response_mode='form_post'", category=UserWarning)
-            flow: dict[str, Any] = application.initiate_auth_code_flow(
-                list(scopes), redirect_uri=redirect_uri, response_mode="query"
-            )
-        return flow
-
-    flow = await _in_thread(initiate)
-    if "auth_uri" not in flow:
-        raise SignInError(f"could not start the Microsoft sign-in ({_described(flow) or flow.get('error')})")
+    endpoint = f"{authority_url(client.tenant)}/oauth2/v2.0/authorize"
+    oauth = OidcClient({"authorization_endpoint": endpoint}, client.client_id)
+    reserved = [s for s in scopes if s in _RESERVED_SCOPES]
+    if reserved:
+        raise SignInError(f"the sign-in asks for MSAL's reserved scopes {reserved}")
+    with warnings.catch_warnings():
+        # MSAL recommends form_post; the callback is a GET that PKCE and state already protect
+        warnings.filterwarnings("ignore", message="response_mode='form_post'", category=UserWarning)
+        flow: dict[str, Any] = oauth.initiate_auth_code_flow(
+            redirect_uri=redirect_uri,
+            scope=[*scopes, *sorted(_RESERVED_SCOPES)],
+            response_mode="query",
+            client_info=1,  # as MSAL asks: routes the code redemption to the user's home tenant
+        )
+    # what MSAL's own initiate_auth_code_flow adds, and acquire_token_by_auth_code_flow reads
+    flow["claims_challenge"] = None
     return SignInRequest(flow["auth_uri"], str(flow["state"]), flow, redirect_uri, tuple(scopes))
 
 
@@ -529,6 +543,12 @@ async def complete_sign_in(
             ) from None
         except requests.RequestException as error:
             raise _unreachable(authority_url(client.tenant), error) from None
+        tenant = str((result.get("id_token_claims") or {}).get("tid") or "")
+        if "access_token" in result and tenant and tenant != client.tenant:
+            # Refreshes go to the user's tenant, some while Slack waits for an ack (the site
+            # search): its authority's OpenID configuration is fetched now, in the callback.
+            with contextlib.suppress(ProviderError):
+                client.application(http, tenant)
         return result
 
     result = await _in_thread(redeem)

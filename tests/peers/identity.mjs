@@ -24,6 +24,8 @@ const apps = new Map() // client id -> { tenant, secret, certificates: [KeyObjec
 const refreshTokens = new Map() // token -> { clientId, tenant }
 let tokenLog = []
 let denyNextConsent = false
+let userTokenLifetime = null // seconds of a signed-in user's access token; null: the stock hour
+let discoveryDelayMs = 0 // a slow identity host: the OpenID configuration answers this late
 
 const issuer = new OAuth2Issuer()
 const service = new OAuth2Service(issuer)
@@ -163,6 +165,10 @@ service.on('beforeResponse', (response, req) => {
     delete response.body.scope
     response.body.ext_expires_in = response.body.expires_in
     if (body.grant_type !== 'client_credentials') {
+      if (userTokenLifetime !== null) {
+        response.body.expires_in = userTokenLifetime
+        response.body.ext_expires_in = userTokenLifetime
+      }
       response.body.scope = [...String(body.scope || '').split(' ').filter((s) => s && !OIDC_SCOPES.has(s)), 'openid', 'profile', 'offline_access'].join(' ')
       response.body.client_info = Buffer.from(JSON.stringify({ uid: USER.oid, utid: req.ibTenant })).toString('base64url')
       refreshTokens.set(response.body.refresh_token, { clientId: body.client_id, tenant: req.ibTenant })
@@ -191,6 +197,7 @@ service.on('beforeTokenSigning', (token, req) => {
     Object.assign(payload, { oid: applicationObjectId(body.client_id), roles: [], idtyp: 'app' })
   } else {
     Object.assign(payload, { oid: USER.oid, sub: USER.oid, scp: names.join(' '), upn: USER.username })
+    if (userTokenLifetime !== null) payload.exp = payload.iat + userTokenLifetime
   }
 })
 
@@ -204,7 +211,8 @@ const delegate = (path) => (req, res, next) => {
   service.requestHandler(req, res, next)
 }
 
-app.get('/:tenant/v2.0/.well-known/openid-configuration', knownTenant, (req, res) => {
+app.get('/:tenant/v2.0/.well-known/openid-configuration', knownTenant, async (req, res) => {
+  if (discoveryDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, discoveryDelayMs))
   const root = `${base(req)}/${req.params.tenant}`
   res.json({
     token_endpoint: `${root}/oauth2/v2.0/token`,
@@ -267,6 +275,21 @@ hooks.post('/apps', (req, res) => {
     redirectUris,
     multiTenant,
   })
+  res.sendStatus(204)
+})
+// What an administrator does in the app registration: Certificates & secrets > Upload certificate.
+hooks.post('/apps/:clientId/certificates', (req, res) => {
+  const registered = apps.get(req.params.clientId)
+  if (!registered) return res.status(404).json({ error: 'no such app' })
+  registered.certificates.push(new crypto.X509Certificate(req.body.certificate).publicKey)
+  res.sendStatus(204)
+})
+hooks.post('/user-token-lifetime', (req, res) => {
+  userTokenLifetime = req.body.seconds ?? null
+  res.sendStatus(204)
+})
+hooks.post('/discovery-delay', (req, res) => {
+  discoveryDelayMs = Math.round(1000 * (req.body.seconds || 0))
   res.sendStatus(204)
 })
 hooks.post('/deny-next-consent', (_req, res) => {

@@ -83,6 +83,22 @@ class IdentityServer:
         with self._client() as client:
             client.post("/test/apps", json=body).raise_for_status()
 
+    def upload_certificate(self, client_id: str, certificate_pem: str) -> None:
+        """What an administrator does with a certificate: upload it to the app registration."""
+        with self._client() as client:
+            path = f"/test/apps/{client_id}/certificates"
+            client.post(path, json={"certificate": certificate_pem}).raise_for_status()
+
+    def user_token_lifetime(self, seconds: int | None) -> None:
+        """Signed-in users' access tokens expire after ``seconds`` (None: the usual hour)."""
+        with self._client() as client:
+            client.post("/test/user-token-lifetime", json={"seconds": seconds}).raise_for_status()
+
+    def delay_discovery(self, seconds: float) -> None:
+        """The OpenID configuration answers ``seconds`` late (0: at once): a slow identity host."""
+        with self._client() as client:
+            client.post("/test/discovery-delay", json={"seconds": seconds}).raise_for_status()
+
     def deny_next_consent(self) -> None:
         """The next authorize request redirects back with ``error=access_denied`` (AADSTS65004)."""
         with self._client() as client:
