@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -38,6 +39,19 @@ def client(fake_slack: FakeSlack) -> AsyncWebClient:
     client = AsyncWebClient(token="xoxb-not-this-one")
     use_slack_api(client, Settings(slack_api_url=fake_slack.api_url))
     return client
+
+
+BotToken = Callable[[str], Awaitable[str | None]]
+
+
+@pytest.fixture
+def bot_token(fake_slack: FakeSlack) -> BotToken:
+    """The installed app's token, for every workspace."""
+
+    async def token(team_id: str) -> str | None:
+        return fake_slack.bot_token
+
+    return token
 
 
 def service_at(database: Database, secret_box: SecretBox, when: datetime) -> ConnectionService:
@@ -85,7 +99,11 @@ async def test_the_requester_is_told_once_when_the_request_expires(
 
 @pytest.mark.usefixtures("shop_in_dev")
 async def test_a_request_expired_by_the_admins_click_is_told_too(
-    database: Database, secret_box: SecretBox, fake_slack: FakeSlack, client: AsyncWebClient
+    database: Database,
+    secret_box: SecretBox,
+    fake_slack: FakeSlack,
+    client: AsyncWebClient,
+    bot_token: BotToken,
 ) -> None:
     now = utcnow()
     today = service_at(database, secret_box, now)
@@ -94,24 +112,22 @@ async def test_a_request_expired_by_the_admins_click_is_told_too(
     with pytest.raises(ConnectionServiceError, match="expired"):
         await later.open_admin_request(ADMIN.id, request.id)
 
-    async def bot_token(team_id: str) -> str | None:
-        return fake_slack.bot_token
-
     assert await tell_requesters_of_expiry(later, client, bot_token) == 1
     assert len(expiry_dms(fake_slack)) == 1
 
 
 @pytest.mark.usefixtures("shop_in_dev")
 async def test_replicas_sweeping_at_once_tell_each_requester_once(
-    database: Database, secret_box: SecretBox, fake_slack: FakeSlack, client: AsyncWebClient
+    database: Database,
+    secret_box: SecretBox,
+    fake_slack: FakeSlack,
+    client: AsyncWebClient,
+    bot_token: BotToken,
 ) -> None:
     now = utcnow()
     today = service_at(database, secret_box, now)
     for _ in range(3):
         await today.request_admin(DEVELOPER.id, admin=ADMIN.id, module_name="shop", environment="dev")
-
-    async def bot_token(team_id: str) -> str | None:
-        return fake_slack.bot_token
 
     replicas = [service_at(database, secret_box, now + WEEK_AND_A_BIT) for _ in range(3)]
     told = await asyncio.gather(*(tell_requesters_of_expiry(r, client, bot_token) for r in replicas))
@@ -139,7 +155,11 @@ async def test_without_a_bot_token_nothing_is_sent_and_the_sweep_goes_on(
 
 @pytest.mark.usefixtures("shop_in_dev")
 async def test_requests_that_expired_long_ago_are_not_news(
-    database: Database, secret_box: SecretBox, fake_slack: FakeSlack, client: AsyncWebClient
+    database: Database,
+    secret_box: SecretBox,
+    fake_slack: FakeSlack,
+    client: AsyncWebClient,
+    bot_token: BotToken,
 ) -> None:
     """A service that was down for weeks does not send stale news when it comes back."""
     now = utcnow()
@@ -147,15 +167,14 @@ async def test_requests_that_expired_long_ago_are_not_news(
         DEVELOPER.id, admin=ADMIN.id, module_name="shop", environment="dev"
     )
 
-    async def bot_token(team_id: str) -> str | None:
-        return fake_slack.bot_token
-
     much_later = service_at(database, secret_box, now + timedelta(days=30))
     assert await tell_requesters_of_expiry(much_later, client, bot_token) == 0
     assert expiry_dms(fake_slack) == []
 
 
-async def test_old_dedup_keys_are_pruned_and_recent_ones_kept(database: Database, secret_box: SecretBox) -> None:
+async def test_old_dedup_keys_are_pruned_and_recent_ones_kept(
+    database: Database, secret_box: SecretBox
+) -> None:
     async with database.session() as session:
         assert await DedupKeys(session).claim("slack-retry:1")
     fortnight_later = service_at(database, secret_box, utcnow() + timedelta(days=15))
