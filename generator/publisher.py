@@ -23,13 +23,14 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, cast
 
+from sqlalchemy import CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.build import BuiltArtifact, build_sdist, build_wheel
 from generator.errors import GenerationError
-from generator.jobs import InProcessRunner, JobRunner
+from generator.jobs import InProcessRunner, JobRunner, is_transient
 from generator.package import GeneratedPackage, generate_package
 from generator.selection import select
 from generator.spec import IntegrationSpec
@@ -53,6 +54,7 @@ from storage.models import (
     Integration,
     IntegrationVersion,
     PublishJob,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ _MAX_VERSION_RACES: Final = 3
 # Test-only: seconds to pause after each state transition, so a test can kill the process mid-job.
 STEP_DELAY_ENV: Final = "IB_TEST_PUBLISH_STEP_DELAY"
 _INTERNAL_ERROR: Final = "publishing stopped on an internal error; the service log has the details"
+_UNAVAILABLE: Final = "the database or the network kept failing while publishing; publish again"
+CANCELLED: Final = "it was cancelled before it started; nothing was published"
 _RELEASE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 
 
@@ -361,6 +365,42 @@ class Publisher:
     async def stop(self) -> None:
         await self._runner.stop()
 
+    async def cancel(self, job_id: str) -> PublishJob:
+        """Cancel a job no runner started yet: it fails as cancelled, never runs, and its final
+        notification is sent from here. A running job is not stopped half-way (it ends published
+        or failed on its own); that, an unknown or a finished job raise :class:`PublishRefused`
+        with one line for the user, and nothing changes."""
+        job = await self._job(job_id)
+        if job is None:
+            raise PublishRefused(f"there is no publish job {job_id}")
+        if job.state in PUBLISH_FINAL_STATES:
+            raise PublishRefused(f"publish job {job_id} is {job.state} already; nothing changed")
+        running = PublishRefused(
+            f"publish job {job_id} is running ({job.state}); a running job is not stopped half-way: "
+            "it ends published or failed on its own"
+        )
+        if job.state != "queued" or job.attempts > 0 or not await self._runner.cancel(job_id):
+            raise running
+        async with self.database.session() as session:
+            # Conditional, like every transition: a runner claiming the job meanwhile wins.
+            withdrawn = await session.execute(
+                update(PublishJob)
+                .where(PublishJob.id == job_id, PublishJob.state == "queued", PublishJob.attempts == 0)
+                .values(state="failed", error=CANCELLED, finished_at=utcnow(), updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        if cast(CursorResult[Any], withdrawn).rowcount != 1:
+            self._runner.enqueue(job_id)  # it started elsewhere: this runner must not lose it
+            raise running
+        await self.execute(job_id)  # sends the final notification: cancelled
+        cancelled = await self._job(job_id)
+        assert cancelled is not None
+        return cancelled
+
+    async def _job(self, job_id: str) -> PublishJob | None:
+        async with self.database.session() as session:
+            return await PublishJobs(session).get(job_id)
+
     # A timeout parameter (not the caller's asyncio.timeout) because callers wait for a
     # job, not for this call: the wait also looks at the database for jobs of other processes.
     async def wait(self, job_id: str, timeout: float = 60) -> PublishJob:  # noqa: ASYNC109
@@ -439,9 +479,12 @@ class Publisher:
             await self._steps(job)
         except (GenerationError, PublishRefused) as error:
             await self._fail(job_id, str(error))
-        except Exception:
+        except Exception as error:
+            # The claim above counted this run: job.attempts + 1 of MAX_ATTEMPTS.
+            if is_transient(error) and job.attempts + 1 < MAX_ATTEMPTS:
+                raise  # the runner runs the job again later; it resumes from its stored state
             log.exception("publish job %s failed", job_id)
-            await self._fail(job_id, _INTERNAL_ERROR)
+            await self._fail(job_id, _UNAVAILABLE if is_transient(error) else _INTERNAL_ERROR)
 
     async def _steps(self, job: PublishJob) -> None:
         async with self.database.session() as session:
