@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "env",
     "access",
     "publish",
+    "jobs",
     "connections",
 )
 
