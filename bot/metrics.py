@@ -6,7 +6,7 @@ the shared database at each scrape instead, so every replica reports the same tr
 the ``max`` across replicas, not the sum).
 
 - ``ib_slack_requests_total{kind,status}`` and ``ib_slack_ack_seconds{kind}``: requests to
-  ``/slack/events`` by Slack kind (``command``, ``block_actions``, ``view_submission``,
+  ``/slack/events`` or over Socket Mode by Slack kind (``command``, ``block_actions``, ``view_submission``,
   ``block_suggestion``, ``event``, ...), and the time from receiving one to the end of its ack.
 - ``ib_http_requests_total{route,status}``: every other route, by its pattern (so the manager
   runtime API is ``route="/manager/v1/integrations/{module}/connection"``).
@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -45,7 +45,9 @@ _ACK_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0,
 _JOB_BUCKETS: Final = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 SLACK_REQUESTS = Counter(
-    "ib_slack_requests", "Requests to /slack/events by Slack kind and HTTP status", ["kind", "status"]
+    "ib_slack_requests",
+    "Slack requests (HTTP or Socket Mode) by Slack kind and status",
+    ["kind", "status"],
 )
 SLACK_ACK_SECONDS = Histogram(
     "ib_slack_ack_seconds",
@@ -69,21 +71,34 @@ PUBLISH_JOBS = Gauge("ib_publish_jobs", "Publish jobs in the database per state"
 ERRORS = Counter("ib_errors", "Errors by where they happened", ["where"])
 
 
+def payload_kind(payload: Mapping[str, Any]) -> str:
+    """The Slack kind of a request's decoded payload (form fields, JSON body or Socket Mode envelope
+    payload): ``command``, an interactivity payload's ``type``, ``event``."""
+    if "command" in payload:
+        return "command"
+    kind = payload.get("type")
+    return "event" if kind == "event_callback" else str(kind or "unknown")
+
+
 def slack_kind(body: bytes, content_type: str) -> str:
-    """The kind of a Slack request: ``command``, an interactivity payload's ``type``, ``event``."""
+    """The kind of a Slack HTTP request (see :func:`payload_kind`)."""
     try:
         if content_type == "application/json":
-            payload = json.loads(body)
-            kind = payload.get("type")
-            return "event" if kind == "event_callback" else str(kind or "unknown")
+            return payload_kind(json.loads(body))
         form = parse_qs(body.decode("utf-8"))
         if "command" in form:
             return "command"
         if "payload" in form:
-            return str(json.loads(form["payload"][0]).get("type") or "unknown")
+            return payload_kind(json.loads(form["payload"][0]))
     except (ValueError, AttributeError, UnicodeDecodeError):
         pass
     return "unknown"
+
+
+def count_slack_request(kind: str, status: int, started: float) -> None:
+    """Count one Slack request, HTTP or Socket Mode, acked now (``started``: its perf_counter)."""
+    SLACK_REQUESTS.labels(kind, str(status)).inc()
+    SLACK_ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,8 +122,7 @@ async def measure_requests(request: web.Request, handler: Handler) -> web.Stream
         if status >= 500:
             ERRORS.labels("http").inc()
         if slack:
-            SLACK_REQUESTS.labels(kind, str(status)).inc()
-            SLACK_ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            count_slack_request(kind, status, started)
         elif request.path != METRICS_PATH:
             route = request.match_info.route.resource
             pattern = route.canonical if route is not None else "unmatched"

@@ -22,6 +22,7 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
@@ -43,6 +44,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app_keys import DATABASE, PUBLISHER, SECRET_BOX, SETTINGS
 from bot.config import Settings
 from bot.manifest import BOT_SCOPES
+from bot.metrics import count_slack_request, payload_kind
 from generator.publisher import Publisher
 from handlers import HANDLER_MODULES
 from handlers.catalogs import CatalogStore
@@ -74,6 +76,54 @@ def use_slack_api(client: AsyncWebClient, settings: Settings) -> None:
     client.retry_handlers = [AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)]
 
 
+def slack_configured(settings: Settings) -> bool:
+    """True when there is a bot token to answer Slack with: ``SLACK_BOT_TOKEN`` or the OAuth install."""
+    return bool(settings.slack_bot_token or settings.slack_install_enabled)
+
+
+class BotTokens:
+    """The bot token for work no request brought (publish DMs): ``SLACK_BOT_TOKEN``, or the
+    workspace's installation from the OAuth flow; None where the app is not installed."""
+
+    def __init__(
+        self, settings: Settings, installation_store: AsyncSQLAlchemyInstallationStore | None
+    ) -> None:
+        self._token = settings.slack_bot_token or None
+        self._installation_store = installation_store
+
+    async def __call__(self, team_id: str) -> str | None:
+        if self._installation_store is None:
+            return self._token
+        bot = await self._installation_store.async_find_bot(enterprise_id=None, team_id=team_id)
+        return bot.bot_token if bot is not None else None
+
+
+def _installation_store(settings: Settings, database: Database) -> AsyncSQLAlchemyInstallationStore:
+    return AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=database.engine)
+
+
+@asynccontextmanager
+async def publish_notifier(settings: Settings, database: Database) -> AsyncIterator[SlackNotifier | None]:
+    """The publish DMs of a process without the bolt app (``ib worker``, ``ib jobs cancel``): the
+    same Web API settings and bot tokens as ``ib serve``. None when Slack is not configured."""
+    if not slack_configured(settings):
+        yield None
+        return
+    store = _installation_store(settings, database) if settings.slack_install_enabled else None
+    if store is not None:
+        await store.create_tables()  # skips the tables `ib serve` created already
+    client = AsyncWebClient()
+    use_slack_api(client, settings)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_S)) as session:
+        client.session = session
+        yield SlackNotifier(
+            client,
+            UnitsOfWork(database),
+            base_url=settings.public_base_url,
+            bot_token=BotTokens(settings, store),
+        )
+
+
 class SlackBot:
     """The bolt app with its services; start it before serving, stop it after."""
 
@@ -91,9 +141,7 @@ class SlackBot:
         self.state_store: AsyncSQLAlchemyOAuthStateStore | None = None
         oauth_settings: AsyncOAuthSettings | None = None
         if settings.slack_install_enabled:
-            self.installation_store = AsyncSQLAlchemyInstallationStore(
-                client_id=settings.slack_client_id, engine=database.engine
-            )
+            self.installation_store = _installation_store(settings, database)
             self.state_store = AsyncSQLAlchemyOAuthStateStore(
                 expiration_seconds=OAUTH_STATE_TTL_S, engine=database.engine
             )
@@ -147,6 +195,7 @@ class SlackBot:
         for module_name in handler_modules:
             importlib.import_module(module_name).register(self.app, self.services)
         # Publish jobs report to their requester's DM from now on (jobs resumed at start included).
+        self.bot_token = BotTokens(settings, self.installation_store)
         publisher.notifier = SlackNotifier(
             self.client, units, base_url=settings.public_base_url, bot_token=self.bot_token
         )
@@ -156,13 +205,6 @@ class SlackBot:
     @property
     def oauth_enabled(self) -> bool:
         return self.installation_store is not None
-
-    async def bot_token(self, team_id: str) -> str | None:
-        """The bot token for work no request brought (publish DMs); None where the app is not installed."""
-        if self.installation_store is None:
-            return self.settings.slack_bot_token or None
-        bot = await self.installation_store.async_find_bot(enterprise_id=None, team_id=team_id)
-        return bot.bot_token if bot is not None else None
 
     async def start(self) -> None:
         # One connection pool for every Slack call (slack_sdk opens one per call otherwise).
@@ -230,17 +272,21 @@ async def _plain_request(request: web.Request) -> AsyncBoltRequest:
 
 
 class _SocketModeHandler(AsyncSocketModeHandler):
-    """bolt's Socket Mode adapter, plus the ack-sent signal the HTTP adapter gives listeners."""
+    """bolt's Socket Mode adapter, plus the ack-sent signal the HTTP adapter gives listeners and
+    the request metrics the HTTP middleware counts."""
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        started = time.time()
+        started = time.perf_counter()
         ack_sent = asyncio.Event()
         bolt_request = AsyncBoltRequest(
             mode="socket_mode", body=req.payload, headers=build_headers(req), context={ACK_SENT: ack_sent}
         )
         response: BoltResponse = await self.app.async_dispatch(bolt_request)
-        await send_async_response(client, req, response, started)
-        ack_sent.set()
+        try:
+            await send_async_response(client, req, response, time.time())
+        finally:
+            ack_sent.set()
+            count_slack_request(payload_kind(req.payload), response.status, started)
 
 
 SLACK_BOT = web.AppKey("slack_bot", SlackBot)
@@ -254,7 +300,7 @@ def install_slack(app: web.Application) -> None:
     ``/slack/events`` is not served (Socket Mode needs none).
     """
     settings = app[SETTINGS]
-    if not (settings.slack_bot_token or settings.slack_install_enabled):
+    if not slack_configured(settings):
         return
     bot = SlackBot(settings, app[DATABASE], app[PUBLISHER], secret_box=app.get(SECRET_BOX))
     app[SLACK_BOT] = bot

@@ -8,7 +8,9 @@ job's own state stays in ``publish_jobs``; procrastinate only says who runs what
   so a job deferred again by another replica, or at a restart, is not queued twice;
 - one lock per integration (team and module name): two publishes of one integration never
   interleave, whichever workers take them;
-- transient failures (the database, the network) are retried with exponential backoff;
+- transient failures (the database, the network) are retried with exponential backoff, as the
+  embedded runner does (:func:`generator.jobs.retry_delay`);
+- a job no worker took yet can be withdrawn (:meth:`ProcrastinateRunner.cancel`);
 - a worker killed mid-job stops sending heartbeats; the other workers give its jobs back to the
   queue after :data:`STALLED_AFTER_S`, and the executor resumes the job from its stored state.
 
@@ -20,17 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import psycopg
-from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 from procrastinate.schema import SchemaManager
 from sqlalchemy import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from generator.jobs import DEFAULT_CONCURRENCY, Executor, start_polling, stop_polling
+from generator.jobs import (
+    DEFAULT_CONCURRENCY,
+    RETRY_BASE_DELAY_S,
+    Executor,
+    retry_delay,
+    start_polling,
+    stop_polling,
+)
 from storage import Database, PublishJobs
 
 log = logging.getLogger(__name__)
@@ -44,13 +53,22 @@ STALLED_AFTER_S: Final = 10.0
 POLL_INTERVAL_S: Final = 2.0
 _EXECUTE: Final = "execute"
 _SCHEMA_LOCK: Final = 0x1B_0057  # any constant shared by every process of the service
-_CANCELLED: Final = "publishing was cancelled; nothing was published"
+# procrastinate's own default: how often an idle worker looks for jobs besides LISTEN/NOTIFY.
+_FETCH_INTERVAL_S: Final = 5.0
 
-# A database restart or a network blip: the job's state is in the database, so trying the same
-# job again later is safe. Anything else the executor raises is a bug; the job fails at once.
-RETRY: Final = RetryStrategy(
-    max_attempts=5, exponential_wait=2, retry_exceptions=[SQLAlchemyError, OSError, TimeoutError]
-)
+
+class Backoff(BaseRetryStrategy):
+    """procrastinate's retry decision from :func:`generator.jobs.retry_delay`: transient failures
+    only, ``base_delay`` doubled at each retry. Anything else the executor raises is a bug; the
+    publish job has failed already (the publisher fails it) and is not run again."""
+
+    def __init__(self, base_delay: float = RETRY_BASE_DELAY_S) -> None:
+        self.base_delay = base_delay
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        publish_job = str(job.task_kwargs.get("job_id"))
+        delay = retry_delay(publish_job, exception, job.attempts + 1, self.base_delay)
+        return None if delay is None else RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=delay))
 
 
 def uses_task_queue(database: Database) -> bool:
@@ -69,12 +87,15 @@ async def _publish(context: JobContext, job_id: str) -> None:
     await execute(job_id)
 
 
-def task_queue(database: Database, *, connections: int = 2) -> App:
+def task_queue(
+    database: Database, *, connections: int = 2, retry_base_delay: float = RETRY_BASE_DELAY_S
+) -> App:
     """The procrastinate app on ``database`` with at most ``connections`` of its own (open it with
     ``async with app.open_async()``); psycopg's default of 4 per process adds up over replicas."""
     connector = PsycopgConnector(conninfo=libpq_url(database.url), min_size=1, max_size=connections)
     app = App(connector=connector)
-    app.task(name=PUBLISH_TASK, queue=PUBLISH_QUEUE, retry=RETRY, pass_context=True)(_publish)
+    retry = Backoff(retry_base_delay)
+    app.task(name=PUBLISH_TASK, queue=PUBLISH_QUEUE, retry=retry, pass_context=True)(_publish)
     return app
 
 
@@ -164,25 +185,16 @@ class ProcrastinateRunner:
             log.warning("cannot defer publish job %s yet: %s", job_id, error.__class__.__name__)
 
     async def cancel(self, job_id: str) -> bool:
-        """Cancel ``job_id`` if no worker started it yet: it fails as cancelled and a worker
-        sends its final notification. False when it is past that point."""
-        async with self._database.reader() as session:
-            job = await PublishJobs(session).get(job_id)
-        if job is None or job.state != "queued":
+        """Withdraw ``job_id`` from the task queue unless a worker took it; False when one did."""
+        manager = self._app.job_manager
+        lock = f"publish-job:{job_id}"
+        if await manager.list_jobs_async(queueing_lock=lock, status=Status.DOING.value):
             return False
-        cancelled = False
-        for waiting in await self._app.job_manager.list_jobs_async(
-            queueing_lock=f"publish-job:{job_id}", status="todo"
-        ):
+        for waiting in await manager.list_jobs_async(queueing_lock=lock, status=Status.TODO.value):
             assert waiting.id is not None
-            cancelled |= await self._app.job_manager.cancel_job_by_id_async(waiting.id)
-        if not cancelled:
-            return False
-        async with self._database.session() as session:
-            failed = await PublishJobs(session).advance(job_id, "failed", error=_CANCELLED)
-        # Either announces the cancellation or, if a worker claimed the job meanwhile, runs it.
-        await self.defer(job_id)
-        return failed
+            if not await manager.cancel_job_by_id_async(waiting.id):
+                return False  # a worker took it meanwhile
+        return True
 
 
 async def retry_stalled_jobs(app: App) -> int:
@@ -220,11 +232,13 @@ async def run_workers(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     name: str = "ib-worker",
+    retry_base_delay: float = RETRY_BASE_DELAY_S,
 ) -> None:
-    """Run publish jobs with ``execute`` until SIGTERM or SIGINT (then finish the running ones)."""
+    """Run publish jobs with ``execute`` until SIGTERM or SIGINT (then finish the running ones);
+    a run that ends on a transient failure is retried after ``retry_base_delay``, doubled each time."""
     await apply_schema(database)
     # One connection per running job, one to listen for new jobs, one for heartbeats and stalled jobs.
-    app = task_queue(database, connections=concurrency + 2)
+    app = task_queue(database, connections=concurrency + 2, retry_base_delay=retry_base_delay)
     async with app.open_async():
         watcher = asyncio.create_task(_watch_stalled(app), name="stalled-publish-jobs")
         try:
@@ -234,6 +248,9 @@ async def run_workers(
                 name=name,
                 additional_context={_EXECUTE: execute},
                 update_heartbeat_interval=HEARTBEAT_S,
+                # A retry is scheduled for later, and no NOTIFY says when it is due: only this
+                # poll finds it, so it runs at least as often as the shortest backoff.
+                fetch_job_polling_interval=min(_FETCH_INTERVAL_S, retry_base_delay),
                 stalled_worker_timeout=STALLED_AFTER_S,
                 delete_jobs="successful",
             )

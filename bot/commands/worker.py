@@ -1,7 +1,9 @@
 """`ib worker`: run publish jobs that the `ib serve` replicas deferred (PostgreSQL only).
 
 Start as many as the load needs, on any machines that reach the database; SIGTERM or SIGINT lets
-running jobs finish first. ``--metrics-port`` serves this worker's Prometheus metrics.
+running jobs finish first. ``--metrics-port`` serves this worker's Prometheus metrics. With the
+Slack settings of ``ib serve`` a worker edits the publisher's progress DM and sends the result
+there, as ``ib serve`` does with the embedded database; without them results go to its log.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from bot.commands.serve import tcp_port
 from bot.config import Settings
 from bot.log import configure_logging
 from bot.metrics import METRICS_PATH, MeteredNotifier, metrics
+from bot.slack_app import publish_notifier
 from bot.web import DATABASE
 from generator.jobs import DEFAULT_CONCURRENCY
-from generator.publisher import LogNotifier, Publisher
+from generator.publisher import LogNotifier, Publisher, PublishNotifier
 from generator.workers import run_workers, uses_task_queue
 from storage import Database
 
@@ -69,16 +72,22 @@ async def work(settings: Settings, *, concurrency: int, metrics_port: int | None
     metrics_site: web.AppRunner | None = None
     try:
         await migrate(database)
-        # The Slack DM notifier joins here once it exists; until then results go to the log.
-        publisher = Publisher(database, notifier=MeteredNotifier(LogNotifier(settings.public_base_url)))
-        if metrics_port is not None:
-            metrics_site = await _serve_metrics(database, settings.host, metrics_port)
-        name = f"{socket.gethostname()}-{os.getpid()}"
-        log.info("worker %s runs publish jobs (%d at a time)", name, concurrency)
-        try:
-            await run_workers(database, publisher.execute, concurrency=concurrency, name=name)
-        except OSError as error:
-            raise database_failure(database, error) from None
+        async with publish_notifier(settings, database) as slack:
+            notifier: PublishNotifier = slack or LogNotifier(settings.public_base_url)
+            if slack is None:
+                log.warning(
+                    "Slack is not configured (set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and "
+                    "SLACK_CLIENT_SECRET, as for ib serve): publish results go to this log, not to Slack"
+                )
+            publisher = Publisher(database, notifier=MeteredNotifier(notifier))
+            if metrics_port is not None:
+                metrics_site = await _serve_metrics(database, settings.host, metrics_port)
+            name = f"{socket.gethostname()}-{os.getpid()}"
+            log.info("worker %s runs publish jobs (%d at a time)", name, concurrency)
+            try:
+                await run_workers(database, publisher.execute, concurrency=concurrency, name=name)
+            except OSError as error:
+                raise database_failure(database, error) from None
         log.info("stopped")
     finally:
         if metrics_site is not None:
