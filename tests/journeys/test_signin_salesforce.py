@@ -29,12 +29,17 @@ SIGN_IN = "wizard_sign_in"
 @pytest.fixture
 def salesforce_app(salesforce_org: SalesforceOrg, monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceOrg]:
     """The service's own Salesforce client app is the fake org's; the org's CA is trusted."""
-    monkeypatch.setenv("IB_SALESFORCE_CLIENT_ID", salesforce_org.app.consumer_key)
-    monkeypatch.setenv("IB_SALESFORCE_LOGIN_URL", salesforce_org.fake.base_url)
-    monkeypatch.setenv("SSL_CERT_FILE", str(salesforce_org.fake.ca_path))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(salesforce_org.fake.ca_path))
+    use_org(salesforce_org, monkeypatch)
     yield salesforce_org
     salesforce_org.fake.deny_consent = False
+
+
+def use_org(org: SalesforceOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service signs in with the fake org's client app, and trusts the org's CA."""
+    monkeypatch.setenv("IB_SALESFORCE_CLIENT_ID", org.app.consumer_key)
+    monkeypatch.setenv("IB_SALESFORCE_LOGIN_URL", org.fake.base_url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(org.fake.ca_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(org.fake.ca_path))
 
 
 def sign_in_url(user: WizardUser) -> str:

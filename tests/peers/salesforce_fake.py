@@ -578,9 +578,9 @@ class SalesforceFake:
             "CreatedDate": now,
             "LastModifiedDate": now,
             "SystemModstamp": now,
-            "CreatedById": _user_id(user),
-            "LastModifiedById": _user_id(user),
-            "OwnerId": record.get("OwnerId") or _user_id(user),
+            "CreatedById": user_id(user),
+            "LastModifiedById": user_id(user),
+            "OwnerId": record.get("OwnerId") or user_id(user),
         }
         record.update({k: v for k, v in defaults.items() if k in types})
         self.records[obj][record_id] = record
@@ -666,7 +666,7 @@ class SalesforceFake:
             if name in types:
                 record[name] = _now_text()
         if "LastModifiedById" in types:
-            record["LastModifiedById"] = _user_id(user)
+            record["LastModifiedById"] = user_id(user)
         self._versions[record_id] += 1
 
     def _delete(self, obj: str, record_id: str, if_match: str | None) -> None:
@@ -702,7 +702,7 @@ def _random(length: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def _user_id(user: str) -> str:
+def user_id(user: str) -> str:
     return "005" + hashlib.sha256(user.encode()).hexdigest()[:12] + "AAA"
 
 
