@@ -4,6 +4,7 @@ environment (the CAP server's Dataverse-shaped Web API) and gets its tables."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from bot.app_keys import SECRET_BOX
 from bot.log import QUIET_LOGGERS
 from providers.dataverse import DISCOVERY_URL_ENV
-from providers.microsoft import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TENANT_ENV
+from providers.microsoft import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TENANT_ENV, forget_applications
 from storage import Database, Integrations
 from storage.models import OAuthState
 from tests.fixtures.microsoft import (
@@ -72,7 +73,8 @@ async def sign_in(user: WizardUser, identity: IdentityServer) -> str:
 
 async def come_back(service: RunningService, location: str) -> httpx.Response:
     parts = urlsplit(location)
-    async with httpx.AsyncClient() as browser:
+    # the callback redeems the code: with a slow identity host that takes a while
+    async with httpx.AsyncClient(timeout=30) as browser:
         return await browser.get(f"{service.url}{parts.path}?{parts.query}")
 
 
@@ -198,3 +200,21 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
     await wait_for(lambda: user.step == "source" and "again" in user.text, what="the ask to sign in again")
     assert "Sign in with Microsoft" in user.text
     assert (await service.draft(draft_id)).status == "open"
+
+
+async def test_a_slow_identity_host_does_not_make_the_wizard_miss_slacks_ack_deadline(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, dataverse_app: DataverseEnvironmentPeer
+) -> None:
+    identity = dataverse_app.tenant.identity
+    # As right after a start: no MSAL application has fetched the authority's OpenID configuration.
+    forget_applications()
+    await asyncio.to_thread(identity.delay_discovery, 3.5)  # longer than Slack waits for an ack
+    try:
+        user = WizardUser(driver, fake_slack)
+        await start_dataverse(user)  # the provider step's ack shows the source step and its button
+        assert driver.failures == []
+        page = await come_back(service, await sign_in(user, identity))
+        assert page.status_code == 200 and "Signed in with Microsoft" in page.text
+        await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    finally:
+        await asyncio.to_thread(identity.delay_discovery, 0)
