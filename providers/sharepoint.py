@@ -432,7 +432,8 @@ class SharePointProvider:
         role = "read" if access == "read-only" else "write"
         return AdminInstructions(
             text=(
-                f"*SharePoint Online connection for {integration}{where}*\n"
+                # the environment is bold already: a bold header around it would break the mrkdwn
+                f"*SharePoint Online connection for {integration}*{where}\n"
                 f"{requester} needs {access} access to the lists of {site} through an app registration "
                 "that signs in with a certificate. As an administrator:\n"
                 f"1. Microsoft Entra admin center > *App registrations* > *New registration*: name it "

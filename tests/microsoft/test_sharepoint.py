@@ -157,7 +157,11 @@ def test_a_rejected_certificate_and_an_unknown_site_fail_the_test_clearly(graph_
 
 def test_admin_instructions_name_the_graph_permissions() -> None:
     provider = get_provider("sharepoint")
-    text = provider.admin_instructions({"integration": "sales", "certificate": "sales.pem"}).text
+    text = provider.admin_instructions(
+        {"integration": "sales", "certificate": "sales.pem", "environment": "qa"}
+    ).text
+    # Slack's mrkdwn has no nested bold: the environment stays bold on its own
+    assert text.startswith("*SharePoint Online connection for sales* in *qa*\n")
     assert "`Sites.Selected`" in text and "`Sites.ReadWrite.All`" in text and "admin consent" in text
     assert "`sales.pem`" in text
     assert provider.needs_certificate and not provider.runtime.supports_count
