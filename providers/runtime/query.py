@@ -59,7 +59,8 @@ class Page(Generic[T]):
     """One page of search results.
 
     ``total_count`` is the number of matching records when the system reports it; ``next_link``
-    is the server's pointer to the next page (or ``None`` on the last page).
+    is the server's pointer to the next page (or ``None`` on the last page). The next page is read
+    the way this one was (``formatted_values``).
     """
 
     items: list[T]
@@ -68,6 +69,7 @@ class Page(Generic[T]):
     skip: int = 0
     top: int = 0
     object_name: str = field(default="", repr=False)
+    formatted_values: bool = field(default=False, repr=False)
 
     @property
     def has_next(self) -> bool:
