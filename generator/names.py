@@ -51,7 +51,7 @@ BUILTINS = frozenset(
 PYTHON_RESERVED = KEYWORDS | BUILTINS
 """Never used as generated names as they are: keywords, soft keywords and builtins."""
 
-RECORD_MEMBERS = frozenset({"etag", "null_attributes", "datetime"})
+RECORD_MEMBERS = frozenset({"etag", "null_attributes", "formatted_values", "datetime"})
 """Names a model field cannot take: ``Record``'s own members and the ``datetime`` module that the
 models' annotations refer to."""
 
@@ -59,14 +59,14 @@ ACTION_PARAMETERS = frozenset(
     {
         "connection", "client", "obj", "record", "attributes_to_send", "etag", "filters",
         "advanced_filter", "order_by", "advanced_order_by", "skip", "top", "page_size", "page",
-        "driver", "models", "to_send", "partial",
+        "driver", "models", "to_send", "partial", "formatted_values", "links",
     }
 )
 """Parameter, local and module names the generated actions use; key parameters never take them."""
 
 PACKAGE_NAMES = frozenset(
     {
-        "Record", "Enum", "Flag", "Decimal", "UUID", "Any", "TypeVar", "dataclass", "datetime",
+        "Record", "Enum", "Flag", "Decimal", "UUID", "Any", "TypeVar", "TypedDict", "dataclass", "datetime",
         "AsyncIterator", "Iterator", "Sequence", "asynccontextmanager", "contextmanager",
         "Connection", "BasicAuth", "ApiKeyAuth", "BearerAuth", "ManagerResolver", "Client", "AsyncClient",
         "BasicFilter", "FilterOperator", "OrderBy", "SortDirection", "Page", "FieldDescriptor",

@@ -15,7 +15,7 @@ from generator import names, pycode
 from generator.names import Namespace
 from generator.pycode import Code, Group, Node, Pair, Text, call, dictionary, value_node
 from generator.selection import Actions, SelectedObject, Selection
-from providers.model import Attribute, EnumType, ObjectDef, ValueType
+from providers.model import Attribute, EnumType, Navigation, ObjectDef, ValueType
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,23 @@ def _field(name: str, annotation: str, doc: list[str]) -> FieldModel:
 
 
 @dataclass(slots=True)
+class LinksModel:
+    """The ``TypedDict`` of an object's lookups that create/update set (``links=``)."""
+
+    name: str
+    doc: list[str]
+    fields: list[FieldModel]  # "name: X | None"
+    keys: list[str]  # the lookups' names, for the README
+
+
+def _link_field(name: str, annotation: str, doc: list[str]) -> FieldModel:
+    declaration = f"{name}: {annotation} | None"
+    if len(declaration) > pycode.LINE_LENGTH - 4:
+        declaration = f"{name}: (\n        {annotation} | None\n    )"
+    return FieldModel(declaration, doc)
+
+
+@dataclass(slots=True)
 class KeyParameter:
     name: str
     annotation: str
@@ -135,11 +152,14 @@ class ActionModel:
     returns: str
     returns_async: str
     returns_value: bool
+    formatted_values: bool = False  # takes ``formatted_values`` (the system formats values)
+    links: bool = False  # takes ``links`` (the object has lookups to set)
 
 
 _FILTER_PARAMETERS = ["filters: Sequence[BasicFilter] = ()", "advanced_filter: str | None = None"]
 _ORDER_PARAMETERS = ["order_by: Sequence[OrderBy] = ()", "advanced_order_by: str | None = None"]
 _ETAG_PARAMETER = "etag: str | None = None"
+_FORMATTED_PARAMETER = "formatted_values: bool = False"
 
 
 def _action(kind: str, name: str, parameters: list[str], positional: int, returns: str) -> ActionModel:
@@ -154,30 +174,46 @@ def _action(kind: str, name: str, parameters: list[str], positional: int, return
 
 
 def _action_models(
-    actions: Actions, plural: str, singular: str, model: str, attribute_enum: str, keys: list[KeyParameter]
+    actions: Actions,
+    plural: str,
+    singular: str,
+    model: str,
+    attribute_enum: str,
+    keys: list[KeyParameter],
+    formatted_values: bool,
+    links: str | None,
 ) -> list[ActionModel]:
+    """``formatted_values``: reads may ask for formatted values; ``links``: the TypedDict of the
+    lookups create/update may set."""
     key_parameters = [f"{key.name}: {key.annotation}" for key in keys]
     record_parameters = [
         f"obj: {model}",
         f"attributes_to_send: Sequence[{attribute_enum} | str] | None = None",
     ]
-    search_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "skip: int = 0", "top: int = 50"]
-    iter_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "page_size: int = 500"]
+    link_parameters = [f"links: {links} | None = None"] if links else []
+    formatted_parameters = [_FORMATTED_PARAMETER] if formatted_values else []
+    search_parameters = [
+        *_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "skip: int = 0", "top: int = 50", *formatted_parameters
+    ]
+    iter_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "page_size: int = 500", *formatted_parameters]
+    update_parameters = [*key_parameters, *record_parameters, _ETAG_PARAMETER, *link_parameters]
     wanted = [
         (actions.search, "search", plural, search_parameters, 0, f"Page[{model}]"),
         (actions.count, "count", plural, _FILTER_PARAMETERS, 0, "int"),
         (actions.search, "iter", plural, iter_parameters, 0, f"Iterator[{model}]"),
-        (actions.get, "get", singular, key_parameters, len(keys), model),
-        (actions.create, "create", singular, record_parameters, 0, model),
-        (actions.update, "update", singular, [*key_parameters, *record_parameters, _ETAG_PARAMETER],
-         len(keys), "None"),
+        (actions.get, "get", singular, [*key_parameters, *formatted_parameters], len(keys), model),
+        (actions.create, "create", singular, [*record_parameters, *link_parameters], 0, model),
+        (actions.update, "update", singular, update_parameters, len(keys), "None"),
         (actions.delete, "delete", singular, [*key_parameters, _ETAG_PARAMETER], len(keys), "None"),
     ]
-    return [
-        _action(kind, f"{kind}_{stem}", parameters, positional, returns)
-        for enabled, kind, stem, parameters, positional, returns in wanted
-        if enabled
-    ]
+    models = []
+    for enabled, kind, stem, parameters, positional, returns in wanted:
+        if enabled:
+            action = _action(kind, f"{kind}_{stem}", parameters, positional, returns)
+            action.formatted_values = _FORMATTED_PARAMETER in parameters
+            action.links = bool(link_parameters) and link_parameters[0] in parameters
+            models.append(action)
+    return models
 
 
 @dataclass(slots=True)
@@ -207,6 +243,8 @@ class ObjectModel:
     key_argument: str  # the key mapping as the ``key=`` argument at indentation 12
     descriptor: str  # "CONSTANT = ObjectDescriptor(...)"
     readme_fields: list[ReadmeField]
+    links: LinksModel | None  # lookups create/update set, when the system binds navigations
+    formatted_values: bool  # reads may ask for formatted values
 
 
 @dataclass(slots=True)
@@ -223,6 +261,8 @@ class RenderModel:
     service_descriptor: str
     has_search: bool
     has_writes: bool
+    has_links: bool
+    formatted_values: bool
     models_imports: str
     driver_imports: str
     service_imports: str
@@ -353,6 +393,13 @@ class _Builder:
             for selected in selection.objects
         }
         constants = {name: self.classes.claim(plural.upper()) for name, (plural, _) in stems.items()}
+        links = {
+            selected.definition.name: self.classes.claim(
+                self.model_names[selected.definition.name][: names.MAX_IDENTIFIER_LENGTH - 5] + "Links"
+            )
+            for selected in selection.objects
+            if self.lookups(selected)
+        }
 
         models_imports = _Imports()
         models_imports.add("dataclasses", "dataclass")
@@ -367,6 +414,7 @@ class _Builder:
                 constant=constants[selected.definition.name],
                 plural=stems[selected.definition.name][0],
                 singular=stems[selected.definition.name][1],
+                links=links.get(selected.definition.name),
                 models_imports=models_imports,
                 action_imports=(driver_imports, service_imports),
             )
@@ -377,6 +425,8 @@ class _Builder:
             models_imports.add("enum", "Flag")
         has_search = any(o.actions.search for o in objects)
         has_writes = any(o.actions.create or o.actions.update for o in objects)
+        if links:
+            models_imports.add("typing", "TypedDict")
         self.common_imports(driver_imports, service_imports, has_search, has_writes)
 
         catalog, spec = selection.catalog, selection.spec
@@ -394,6 +444,7 @@ class _Builder:
             *(o.model for o in objects),
             *(o.attribute_enum for o in objects),
             *(e.name for e in enums),
+            *links.values(),
         ]
         init_imports = _Imports()
         init_imports.add(".", "errors")
@@ -414,6 +465,8 @@ class _Builder:
             service_descriptor=service_descriptor,
             has_search=has_search,
             has_writes=has_writes,
+            has_links=bool(links),
+            formatted_values=self.formats_values() and has_search,
             models_imports=models_imports.render(),
             driver_imports=driver_imports.render(),
             service_imports=service_imports.render(),
@@ -441,6 +494,27 @@ class _Builder:
             for imports in (driver, service):
                 imports.add("collections.abc", "Sequence")
 
+    def formats_values(self) -> bool:
+        """Whether the system formats values for display on request (the provider says so)."""
+        return bool(self.selection.catalog.runtime.get("formatted_values"))
+
+    def lookups(self, selected: SelectedObject) -> list[tuple[Navigation, Attribute]]:
+        """The navigations create/update may set (the provider marks them ``settable``), with their
+        target's key: for targets in the catalog with one plain key."""
+        actions = selected.actions
+        if not (actions.create or actions.update):
+            return []
+        found: list[tuple[Navigation, Attribute]] = []
+        targets = {o.name: o for o in self.selection.catalog.objects}
+        for navigation in selected.definition.navigations:
+            target = targets.get(navigation.target)
+            if not navigation.settable or navigation.many or target is None or len(target.keys) != 1:
+                continue
+            key = target.keys[0]
+            if key.type not in (ValueType.ENUM, ValueType.JSON) and not key.collection:
+                found.append((navigation, key))
+        return found
+
     def enum_model(self, enum: EnumType, name: str) -> EnumModel:
         members = Namespace(names.PYTHON_RESERVED)
         flags = enum.flags and all(isinstance(m.value, int) for m in enum.members)
@@ -462,6 +536,7 @@ class _Builder:
         constant: str,
         plural: str,
         singular: str,
+        links: str | None,
         models_imports: _Imports,
         action_imports: tuple[_Imports, _Imports],
     ) -> ObjectModel:
@@ -511,7 +586,29 @@ class _Builder:
                     **options,
                 )
             )
+        lookups = {navigation.name: key for navigation, key in self.lookups(selected)}
+        # lookups that are not expanded get names after everything else, so adding them changed none
+        link_names = dict(zip([n.name for n in selected.expand], navigation_names, strict=True))
+        for navigation, _ in self.lookups(selected):
+            if navigation.name not in link_names:
+                link_names[navigation.name] = field_names.add(
+                    navigation.name, "snake", "field", names.RECORD_MEMBERS
+                )
         navigation_nodes: list[Node] = []
+
+        def navigation_node(navigation: Navigation, name: str, in_package: bool) -> Node:
+            options = {"target": Text(navigation.target)} if in_package else {}
+            key = lookups.get(navigation.name)
+            if key is not None:
+                options.update(bind_to=Text(navigation.target), bind_key_type=Text(key.wire_type))
+            return call(
+                "NavigationDescriptor",
+                attr=Text(name),
+                wire=Text(navigation.name),
+                many=Code(repr(navigation.many)),
+                **options,
+            )
+
         for navigation, name in zip(selected.expand, navigation_names, strict=True):
             target = self.model_names.get(navigation.target)
             ref = TypeRef(target, models=frozenset({target})) if target else _RECORD_DICT
@@ -522,16 +619,28 @@ class _Builder:
             described = f"``{navigation.name}``, expanded"
             doc = _doc(f"{label} ({described})." if label else f"{described}.")
             fields.append(_field(name, ref.annotation, doc))
-            targets = {"target": Text(navigation.target)} if target else {}
-            navigation_nodes.append(
-                call(
-                    "NavigationDescriptor",
-                    attr=Text(name),
-                    wire=Text(navigation.name),
-                    many=Code(repr(navigation.many)),
-                    **targets,
-                )
-            )
+            navigation_nodes.append(navigation_node(navigation, name, bool(target)))
+        link_fields: list[FieldModel] = []
+        link_keys: list[str] = []
+        for navigation, key in self.lookups(selected):
+            name = link_names[navigation.name]
+            if navigation not in selected.expand:
+                in_package = navigation.target in self.model_names
+                navigation_nodes.append(navigation_node(navigation, name, in_package))
+            ref = self.value_type(key)
+            models_imports.add_type(ref)
+            label = navigation.label.strip()
+            described = f"``{navigation.name}``: the ``{key.name}`` of a ``{navigation.target}`` record"
+            doc = _doc(f"{label} ({described})." if label else f"{described}.")
+            link_fields.append(_link_field(name, ref.annotation, doc))
+            link_keys.append(name)
+        links_doc = (
+            f"Lookups of :class:`{model}` that create and update set: for each, the key of the record it "
+            "points at, or None to clear it."
+        )
+        links_model = None
+        if links and link_fields:
+            links_model = LinksModel(links, _doc(links_doc), link_fields, link_keys)
 
         descriptor_parts: dict[str, Node] = {
             "name": Text(definition.name),
@@ -545,7 +654,8 @@ class _Builder:
             driver_imports.add("._runtime.records", "FieldDescriptor")
         if navigation_nodes:
             descriptor_parts["navigations"] = Group("(", navigation_nodes, ")", one_tuple=True)
-            descriptor_parts["expand"] = value_node(tuple(n.name for n in selected.expand))
+            if selected.expand:
+                descriptor_parts["expand"] = value_node(tuple(n.name for n in selected.expand))
             driver_imports.add("._runtime.records", "NavigationDescriptor")
         if definition.runtime:
             descriptor_parts["runtime"] = value_node(dict(definition.runtime))
@@ -573,6 +683,8 @@ class _Builder:
                 imports.add(".models", model)
             if actions.create or actions.update:
                 imports.add(".models", model, attribute_enum)
+            if links_model is not None:
+                imports.add(".models", links_model.name)
         return ObjectModel(
             title=_markdown_text(definition.label or definition.name),
             wire_name=_markdown(definition.name),
@@ -582,7 +694,16 @@ class _Builder:
             plural=plural,
             singular=singular,
             actions=actions,
-            action_models=_action_models(actions, plural, singular, model, attribute_enum, key_parameters),
+            action_models=_action_models(
+                actions,
+                plural,
+                singular,
+                model,
+                attribute_enum,
+                key_parameters,
+                formatted_values=self.formats_values(),
+                links=links_model.name if links_model else None,
+            ),
             read_only=not (actions.create or actions.update or actions.delete),
             model_doc=_model_doc(definition),
             fields=fields,
@@ -592,6 +713,8 @@ class _Builder:
             key_argument=Pair(Code("key"), "=", dictionary(key_items)).render(12, 12, 1),
             descriptor=descriptor,
             readme_fields=readme_fields,
+            links=links_model,
+            formatted_values=self.formats_values() and actions.search,
         )
 
 

@@ -72,12 +72,14 @@ class Attribute:
 
 @dataclass(frozen=True, slots=True)
 class Navigation:
-    """A relation to another object that can be expanded when reading."""
+    """A relation to another object that can be expanded when reading, and maybe set when writing."""
 
     name: str  # wire name of the navigation property / relationship
     target: str  # name of the target ObjectDef (its entity set / object name), "" if not exposed
     many: bool
     label: str = ""
+    # create/update may point it at another record of ``target`` (a lookup, OData ``@odata.bind``)
+    settable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,12 @@ A runtime module (``odata``, ``salesforce``, ...) exposes ``Client`` and ``Async
 satisfying these protocols. Generated ``driver`` modules hold no protocol logic: they build
 descriptors and call these methods. Keys are mappings of wire name -> Python value; records
 are instances of the generated model dataclasses (subclasses of ``records.Record``).
+
+Two keyword-only extras are optional: generated drivers pass them only where the descriptors
+say the system supports them, so runtimes of other systems need not accept them.
+``formatted_values: bool`` on ``search`` and ``get`` (``ServiceDescriptor.runtime["formatted_values"]``)
+fills ``Record.formatted_values``; ``links: Mapping[str, Any]`` on ``create`` and ``update``
+(navigation descriptors with ``bind_to``) sets lookups to the given keys (None clears one).
 """
 
 from __future__ import annotations

@@ -43,6 +43,16 @@ Services whose descriptor says so in ``ServiceDescriptor.runtime`` (Microsoft Da
 - ``"csrf": false``: no CSRF token is fetched before writes.
 - ``"if_match": "*"``: updates and deletes without an etag send ``If-Match: *``, because a PATCH
   to a record that does not exist would create it (an upsert) instead of answering 404.
+- ``"formatted_values": true``: ``search``/``get`` with ``formatted_values=True`` ask for the
+  ``OData.Community.Display.V1.FormattedValue`` annotations (``Prefer: odata.include-annotations``)
+  and put them in ``record.formatted_values`` (by Python name, expanded records too); later pages
+  are asked for the same way. Without the flag, asking raises ConfigurationError. Records read
+  without asking are decoded exactly as before: the annotations cost nothing unless requested.
+
+Lookups: a navigation descriptor with ``bind_to`` is a single-valued navigation that ``create``
+and ``update`` may set through ``links`` (navigation Python or wire name -> the target's key, or
+``None`` to clear it), sent as ``"<navigation>@odata.bind": "<entity set>(<key>)"`` (OData 4.0
+JSON; Dataverse writes lookups only this way).
 """
 
 from __future__ import annotations
@@ -58,6 +68,7 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from keyword import iskeyword
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import quote
 from uuid import UUID, SafeUUID
@@ -360,7 +371,10 @@ _DATETIME_TYPES = frozenset({"Edm.DateTime", "Edm.DateTimeOffset"})
 _STREAM = "Edm.Stream"
 _MISSING = object()
 _USUAL_PAGE_SIZE = 1000  # CAP's and many Gateways' default server page
+_FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
+_FORMATTED_PREFERENCE = f'odata.include-annotations="{_FORMATTED_VALUE}"'
 _MEMO_SIZE = 4096
+_KEY_SAFE = "':@"  # what stays unescaped in a key predicate
 
 
 class _Memo(dict[Any, Any]):
@@ -419,6 +433,12 @@ def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _preferring(headers: Mapping[str, str], preference: str) -> dict[str, str]:
+    """``headers`` with ``preference`` added to its ``Prefer`` header (preferences are a list)."""
+    prefer = headers.get("Prefer")
+    return {**headers, "Prefer": f"{prefer},{preference}" if prefer else preference}
+
+
 # --------------------------------------------------------------------------------------------
 # Dialects: what differs between OData V2 and V4
 # --------------------------------------------------------------------------------------------
@@ -432,6 +452,7 @@ class _Dialect:
     content_type = "application/json"
     update_method = "PATCH"
     select_navigations = False  # V2 returns expanded navigations only when $select names them
+    binds_navigations = False  # writes may set single-valued navigations with @odata.bind
 
     def collection(self, payload: Any) -> tuple[list[Any], Any, str | None]:
         raise NotImplementedError
@@ -512,6 +533,7 @@ class _V4(_Dialect):
         "OData-MaxVersion": "4.0",
     }
     content_type = "application/json;IEEE754Compatible=true"
+    binds_navigations = True
 
     def collection(self, payload: Any) -> tuple[list[Any], Any, str | None]:
         return payload["value"], payload.get("@odata.count"), payload.get("@odata.nextLink")
@@ -613,15 +635,32 @@ class _ObjectCodec:
             self.read_params["$select"] = ",".join(selected)
         if obj.expand:
             self.read_params["$expand"] = ",".join(obj.expand)
-        self.decode = self._row_decoder(core, streams)
+        self.bindable = {n.attr: n for n in obj.navigations if n.bind_to}
+        self.bindable.update({n.wire: n for n in obj.navigations if n.bind_to})
+        self._core = core
+        self._streams = streams
+        self.decode = self._row_decoder(core, streams, formatted=False)
+        self._formatted_decode: Callable[[Any, str | None], Any] | None = None
 
-    def _row_decoder(self, core: _Core, streams: tuple[str, ...]) -> Callable[[Any, str | None], Any]:
+    def decoder(self, formatted: bool) -> Callable[[Any, str | None], Any]:
+        """``decode``, or (compiled on first use) its twin that also keeps formatted values."""
+        if not formatted:
+            return self.decode
+        if self._formatted_decode is None:
+            self._formatted_decode = self._row_decoder(self._core, self._streams, formatted=True)
+        return self._formatted_decode
+
+    def _row_decoder(
+        self, core: _Core, streams: tuple[str, ...], formatted: bool
+    ) -> Callable[[Any, str | None], Any]:
         """Compile ``decode(row, fallback_etag)`` for this object.
 
         Listing pages is the hot path (see bench/): the decoder is generated as straight-line code,
         one local per attribute, so a row costs its conversions and one model call, no loops over
         descriptors. Conversions of immutable values (dates, GUIDs, decimals) are remembered by
-        wire value, since pages repeat them (foreign keys, posting dates, prices).
+        wire value, since pages repeat them (foreign keys, posting dates, prices). ``formatted``
+        compiles a separate decoder that also reads each attribute's formatted value, so records
+        read without them pay nothing for the feature.
         """
         dialect = core.dialect
         namespace: dict[str, Any] = {
@@ -632,6 +671,8 @@ class _ObjectCodec:
             "NO_NULLS": frozenset(),
             "MISSING": _MISSING,
             "new": object.__new__,
+            "set_meta": object.__setattr__,
+            "frozen_mapping": MappingProxyType,
         }
         names = [f"v{i}" for i in range(len(self.fields))]
         # one C call fetches every attribute; rows that lack some take the slower path
@@ -669,7 +710,7 @@ class _ObjectCodec:
             body.append("    expanded = {}")
             arguments.append("**expanded")
         for j, navigation in enumerate(expanded):
-            namespace[f"n{j}"] = core.navigation_decoder(navigation)
+            namespace[f"n{j}"] = core.navigation_decoder(navigation, formatted)
             body += [
                 f"    w{j} = get({navigation.wire!r}, MISSING)",
                 f"    if w{j} is not MISSING and not deferred(w{j}):",
@@ -694,6 +735,16 @@ class _ObjectCodec:
                 "    record._ib_set_meta(etag, frozenset(nulls) if nulls else NO_NULLS)",
                 "    return record",
             ]
+        if formatted:
+            body.pop()  # "return record" comes after the formatted values
+            body.append("    shown = {}")
+            for i, codec in enumerate(self.fields):
+                body += [
+                    f"    s{i} = get({codec.field.wire + '@' + _FORMATTED_VALUE!r})",
+                    f"    if s{i} is not None:",
+                    f"        shown[{codec.field.attr!r}] = s{i}",
+                ]
+            body += ["    set_meta(record, '_ib_formatted', frozen_mapping(shown))", "    return record"]
         source = "def decode(row, fallback_etag=None):\n" + "\n".join(body)
         # the source holds only validated identifiers and repr()-quoted wire names
         exec(source, namespace)  # noqa: S102
@@ -706,14 +757,20 @@ class _ObjectCodec:
             raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
         return codec
 
-    def body(self, record: Any, attributes_to_send: Sequence[str] | None, creating: bool) -> dict[str, Any]:
+    def body(
+        self,
+        record: Any,
+        attributes_to_send: Sequence[str] | None,
+        creating: bool,
+        links: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = self.bind(links) if links else {}
         if attributes_to_send is None:
             chosen: Iterable[_FieldCodec] = self.fields
             skip_none = True
         else:
             chosen = [self.field(name) for name in attributes_to_send]
             skip_none = False
-        body: dict[str, Any] = {}
         for codec in chosen:
             if not (codec.field.creatable if creating else codec.field.updatable):
                 continue
@@ -723,6 +780,26 @@ class _ObjectCodec:
                     body[codec.field.wire] = None
             else:
                 body[codec.field.wire] = codec.encode(value)
+        return body
+
+    def bind(self, links: Mapping[str, Any]) -> dict[str, Any]:
+        """``links`` (navigation -> target key, None to clear) as ``@odata.bind`` body members."""
+        dialect = self._core.dialect
+        body: dict[str, Any] = {}
+        for name, key in links.items():
+            navigation = self.bindable.get(name.value if isinstance(name, Enum) else name)
+            if navigation is None:
+                known = ", ".join(sorted({n.attr for n in self.bindable.values()})) or "none"
+                raise ValueError(f"{self.obj.name} has no lookup {name!r} to set (its lookups: {known})")
+            if not dialect.binds_navigations:
+                version = dialect.version.split(".", 1)[0]
+                raise ConfigurationError(f"{self.obj.name}: OData V{version} cannot set lookups (links)")
+            if key is None:
+                body[f"{navigation.wire}@odata.bind"] = None
+                continue
+            literal = dialect.types.get(navigation.bind_key_type, _PASSTHROUGH).literal(key)
+            target = quote(navigation.bind_to or "", safe="")
+            body[f"{navigation.wire}@odata.bind"] = f"{target}({quote(literal, safe=_KEY_SAFE)})"
         return body
 
     def key_predicate(self, key: Mapping[str, Any]) -> str:
@@ -743,7 +820,7 @@ class _ObjectCodec:
                 raise ValueError(f"{self.obj.name}: key attribute {f.wire!r} is missing")
             if value is None:
                 raise ValueError(f"{self.obj.name}: key attribute {f.wire!r} is None")
-            literals.append((f.wire, quote(codec.literal(value), safe="':@")))
+            literals.append((f.wire, quote(codec.literal(value), safe=_KEY_SAFE)))
         if len(literals) == 1:
             return f"({literals[0][1]})"
         return "(" + ",".join(f"{wire}={literal}" for wire, literal in literals) + ")"
@@ -890,6 +967,7 @@ class _Core:
         self.etag_required: set[str] = set()  # entity sets whose server answered 428 without If-Match
         self.if_match = str(service.runtime.get("if_match") or "")
         self.server_paging = bool(service.runtime.get("server_paging"))
+        self.formats_values = bool(service.runtime.get("formatted_values"))
         self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
 
     # --- descriptors -------------------------------------------------------------------------
@@ -902,7 +980,7 @@ class _Core:
         self._codecs[id(obj)] = (obj, codec)
         return codec
 
-    def navigation_decoder(self, navigation: NavigationDescriptor) -> Decoder:
+    def navigation_decoder(self, navigation: NavigationDescriptor, formatted: bool) -> Decoder:
         dialect = self.dialect
         objects = self.service.objects
         target = (
@@ -921,7 +999,7 @@ class _Core:
         def decode_one(row: Any) -> Any:
             if not resolved:
                 resolved.append(self.codec(target))
-            return resolved[0].decode(row, None)
+            return resolved[0].decoder(formatted)(row, None)
 
         if navigation.many:
             return lambda value: [decode_one(row) for row in dialect.many(value)]
@@ -1031,6 +1109,14 @@ class _Core:
             params["$orderby"] = ",".join(ordering)
         return params
 
+    def read_headers(self, headers: Mapping[str, str], formatted: bool) -> Mapping[str, str]:
+        """``headers`` of a read, asking for formatted values when ``formatted``."""
+        if not formatted:
+            return headers
+        if not self.formats_values:
+            raise ConfigurationError(f"{self.service.integration}: this service does not format values")
+        return _preferring(headers, _FORMATTED_PREFERENCE)
+
     # --- flows -------------------------------------------------------------------------------
 
     def search(
@@ -1042,6 +1128,7 @@ class _Core:
         advanced_order_by: str | None,
         skip: int,
         top: int,
+        formatted: bool = False,
     ) -> _Flow[Page[Any]]:
         codec = self.codec(obj)
         params = {
@@ -1050,8 +1137,8 @@ class _Core:
             **self.dialect.count_params,
         }
         if self.server_paging:
-            return self._server_page(codec, self.entity_set_url(obj), params, skip, top, drop=skip)
-        return self._page(codec, self.entity_set_url(obj), params, skip, top)
+            return self._server_page(codec, self.entity_set_url(obj), params, skip, top, skip, formatted)
+        return self._page(codec, self.entity_set_url(obj), params, skip, top, formatted)
 
     def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
         if page.next_link is None:
@@ -1060,15 +1147,17 @@ class _Core:
         params = dict(httpx.URL(link).params)
         for name in self.params:
             params.pop(name, None)
+        url = link.split("?", 1)[0]
+        formatted = page.formatted_values
         if self.server_paging:
             skip = page.skip + len(page.items)
-            return self._server_page(self.codec(obj), link.split("?", 1)[0], params, skip, page.top, drop=0)
+            return self._server_page(self.codec(obj), url, params, skip, page.top, 0, formatted)
         skip = int(params.get("$skip", page.skip + len(page.items)))
         top = int(params.get("$top", page.top))
-        return self._page(self.codec(obj), link.split("?", 1)[0], params, skip, top)
+        return self._page(self.codec(obj), url, params, skip, top, formatted)
 
     def _page(
-        self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int
+        self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, formatted: bool
     ) -> _Flow[Page[Any]]:
         if skip < 0 or top < 0:
             raise ValueError("skip and top must not be negative")
@@ -1078,7 +1167,8 @@ class _Core:
             params["$skip"] = str(skip)
         else:
             params.pop("$skip", None)
-        headers = self.dialect.page_headers(top)
+        headers = self.read_headers(self.dialect.page_headers(top), formatted)
+        decode = codec.decoder(formatted)
         items: list[Any] = []
         total: int | None = None
         call = self.call("GET", url, what, params, headers)
@@ -1089,7 +1179,7 @@ class _Core:
                 rows, count, link = self.dialect.collection(payload)
                 if total is None and count is not None:
                     total = int(count)
-                items.extend([codec.decode(row, None) for row in rows])
+                items.extend([decode(row, None) for row in rows])
             if link is None or len(items) >= top:
                 break
             call = self.call("GET", self.rebase(link), what, None, headers)
@@ -1097,10 +1187,17 @@ class _Core:
         fetched = skip + len(items)
         more = bool(items) and (fetched < total if total is not None else len(items) >= top)
         next_link = f"{url}?{_query_string({**params, '$skip': str(fetched)})}" if more else None
-        return Page(items, total, next_link, skip, top, codec.obj.name)
+        return Page(items, total, next_link, skip, top, codec.obj.name, formatted)
 
     def _server_page(
-        self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, drop: int
+        self,
+        codec: _ObjectCodec,
+        url: str,
+        params: dict[str, str],
+        skip: int,
+        top: int,
+        drop: int,
+        formatted: bool,
     ) -> _Flow[Page[Any]]:
         """One server page of ``top`` records after dropping ``drop`` records (whole pages)."""
         if skip < 0 or top <= 0:
@@ -1111,7 +1208,8 @@ class _Core:
                 f"({skip} is not a multiple of {top}); follow next_page instead"
             )
         what = f"search {codec.obj.name}"
-        headers = {"Prefer": f"odata.maxpagesize={top}"}
+        headers = self.read_headers({"Prefer": f"odata.maxpagesize={top}"}, formatted)
+        decode = codec.decoder(formatted)
         call = self.call("GET", url, what, params, headers)
         while True:
             response = yield call
@@ -1119,13 +1217,14 @@ class _Core:
             with _decoding(what):
                 rows, count, link = self.dialect.collection(payload)
                 if drop <= 0:
-                    items = [codec.decode(row, None) for row in rows]
+                    items = [decode(row, None) for row in rows]
                     total = None if count is None else int(count)
                     next_link = self.rebase(link) if link else None
-                    return Page(items, total, next_link, skip, top, codec.obj.name)
+                    return Page(items, total, next_link, skip, top, codec.obj.name, formatted)
             drop -= len(rows)
             if link is None:
-                return Page([], None if count is None else int(count), None, skip, top, codec.obj.name)
+                total = None if count is None else int(count)
+                return Page([], total, None, skip, top, codec.obj.name, formatted)
             call = self.call("GET", self.rebase(link), what, None, headers)
 
     def count(
@@ -1140,23 +1239,28 @@ class _Core:
         with _decoding(what):
             return int(response.text.strip())
 
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> _Flow[Any]:
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool = False) -> _Flow[Any]:
         codec = self.codec(obj)
         url, name = self.entity_url(codec, key)
-        return self._read(codec, url, f"get {name}")
+        return self._read(codec, url, f"get {name}", formatted)
 
-    def _read(self, codec: _ObjectCodec, url: str, what: str) -> _Flow[Any]:
-        response = yield self.call("GET", url, what, codec.read_params)
+    def _read(self, codec: _ObjectCodec, url: str, what: str, formatted: bool = False) -> _Flow[Any]:
+        headers = self.read_headers({}, formatted)
+        response = yield self.call("GET", url, what, codec.read_params, headers)
         payload = self.payload(response, what)
         with _decoding(what):
-            return codec.decode(self.dialect.entity(payload), response.headers.get("etag"))
+            return codec.decoder(formatted)(self.dialect.entity(payload), response.headers.get("etag"))
 
     def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None
+        self,
+        obj: ObjectDescriptor,
+        record: Any,
+        attributes_to_send: Sequence[str] | None,
+        links: Mapping[str, Any] | None = None,
     ) -> _Flow[Any]:
         codec = self.codec(obj)
         what = f"create {obj.name}"
-        body = codec.body(record, attributes_to_send, creating=True)
+        body = codec.body(record, attributes_to_send, creating=True, links=links)
         response = yield from self._write(
             "POST", self.entity_set_url(obj), what, body, self.dialect.create_headers()
         )
@@ -1176,10 +1280,11 @@ class _Core:
         record: Any,
         attributes_to_send: Sequence[str] | None,
         etag: str | None,
+        links: Mapping[str, Any] | None = None,
     ) -> _Flow[None]:
         codec = self.codec(obj)
         url, name = self.entity_url(codec, key)
-        body = codec.body(record, attributes_to_send, creating=False)
+        body = codec.body(record, attributes_to_send, creating=False, links=links)
         headers = {**self.dialect.update_headers(), **({"If-Match": etag} if etag else {})}
         yield from self._write(None, url, f"update {name}", body, headers, etag_scope=obj.name)
 
@@ -1293,10 +1398,14 @@ class Client:
         advanced_order_by: str | None = None,
         skip: int = 0,
         top: int = 50,
+        *,
+        formatted_values: bool = False,
     ) -> Page[Any]:
         """Up to ``top`` records after ``skip``, with the total count and a link to the next page."""
         return self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+            self._core.search(
+                obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted_values
+            )
         )
 
     def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
@@ -1309,15 +1418,22 @@ class Client:
         """How many records match."""
         return self._run(self._core.count(obj, filters, advanced_filter))
 
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+    def get(
+        self, obj: ObjectDescriptor, key: Mapping[str, Any], *, formatted_values: bool = False
+    ) -> Any:
         """One record by key (wire name -> value); NotFound when it does not exist."""
-        return self._run(self._core.get(obj, key))
+        return self._run(self._core.get(obj, key, formatted_values))
 
     def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+        self,
+        obj: ObjectDescriptor,
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        *,
+        links: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Create ``record`` and return it as the server stored it."""
-        return self._run(self._core.create(obj, record, attributes_to_send))
+        """Create ``record`` (with its lookups set to ``links``) and return it as the server stored it."""
+        return self._run(self._core.create(obj, record, attributes_to_send, links))
 
     def update(
         self,
@@ -1326,9 +1442,11 @@ class Client:
         record: Any,
         attributes_to_send: Sequence[str] | None = None,
         etag: str | None = None,
+        *,
+        links: Mapping[str, Any] | None = None,
     ) -> None:
-        """Change the record with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+        """Change the record with ``key`` (and its lookups in ``links``); Conflict when ``etag`` is stale."""
+        self._run(self._core.update(obj, key, record, attributes_to_send, etag, links))
 
     def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
         """Delete the record with ``key``; Conflict when ``etag`` is stale."""
@@ -1388,10 +1506,14 @@ class AsyncClient:
         advanced_order_by: str | None = None,
         skip: int = 0,
         top: int = 50,
+        *,
+        formatted_values: bool = False,
     ) -> Page[Any]:
         """Up to ``top`` records after ``skip``, with the total count and a link to the next page."""
         return await self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
+            self._core.search(
+                obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted_values
+            )
         )
 
     async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
@@ -1404,15 +1526,22 @@ class AsyncClient:
         """How many records match."""
         return await self._run(self._core.count(obj, filters, advanced_filter))
 
-    async def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
+    async def get(
+        self, obj: ObjectDescriptor, key: Mapping[str, Any], *, formatted_values: bool = False
+    ) -> Any:
         """One record by key (wire name -> value); NotFound when it does not exist."""
-        return await self._run(self._core.get(obj, key))
+        return await self._run(self._core.get(obj, key, formatted_values))
 
     async def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
+        self,
+        obj: ObjectDescriptor,
+        record: Any,
+        attributes_to_send: Sequence[str] | None = None,
+        *,
+        links: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Create ``record`` and return it as the server stored it."""
-        return await self._run(self._core.create(obj, record, attributes_to_send))
+        """Create ``record`` (with its lookups set to ``links``) and return it as the server stored it."""
+        return await self._run(self._core.create(obj, record, attributes_to_send, links))
 
     async def update(
         self,
@@ -1421,9 +1550,11 @@ class AsyncClient:
         record: Any,
         attributes_to_send: Sequence[str] | None = None,
         etag: str | None = None,
+        *,
+        links: Mapping[str, Any] | None = None,
     ) -> None:
-        """Change the record with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.update(obj, key, record, attributes_to_send, etag))
+        """Change the record with ``key`` (and its lookups in ``links``); Conflict when ``etag`` is stale."""
+        await self._run(self._core.update(obj, key, record, attributes_to_send, etag, links))
 
     async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
         """Delete the record with ``key``; Conflict when ``etag`` is stale."""

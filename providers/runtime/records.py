@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
+
+_NO_FORMATTED_VALUES: Mapping[str, str] = MappingProxyType({})
 
 
 class Record:
     """Base of every generated model.
 
     Besides its attributes, a record read from the system knows its ETag (for optimistic
-    concurrency on update/delete) and which attributes came back null.
+    concurrency on update/delete), which attributes came back null and, when they were asked for,
+    the values as the system formats them for display.
     """
 
-    __slots__ = ("_ib_etag", "_ib_nulls")
+    __slots__ = ("_ib_etag", "_ib_formatted", "_ib_nulls")
 
     @property
     def etag(self) -> str | None:
@@ -25,6 +29,16 @@ class Record:
     def null_attributes(self) -> frozenset[str]:
         """Python names of the attributes the system returned as null."""
         return getattr(self, "_ib_nulls", frozenset())
+
+    @property
+    def formatted_values(self) -> Mapping[str, str]:
+        """The system's display strings of this record's attributes, by Python name.
+
+        Only systems that format values offer them, and only for records read with
+        ``formatted_values=True``: choice labels, numbers, money and dates formatted for the user,
+        the name of the record a lookup points at. Attributes without one are absent.
+        """
+        return getattr(self, "_ib_formatted", _NO_FORMATTED_VALUES)
 
     def _ib_set_meta(self, etag: str | None, nulls: frozenset[str]) -> None:
         object.__setattr__(self, "_ib_etag", etag)
@@ -50,6 +64,10 @@ class NavigationDescriptor:
     wire: str
     many: bool
     target: str | None = None  # ObjectDescriptor.name of the target when part of the package
+    # A lookup that create/update may set (OData ``@odata.bind``): the entity set it points into
+    # and the wire type of that entity set's key.
+    bind_to: str | None = None
+    bind_key_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,6 +248,63 @@ def test_provider_runtime_support_shapes_the_package(
     assert "Requires-Dist: httpx>=0.27,<1\nRequires-Dist: tzdata>=2024.1\n" in metadata
 
 
+def _linked_shop_catalog() -> Catalog:
+    """The shop as a system that formats values and lets writes set two of Products' lookups."""
+    catalog = shop_catalog()
+    products = catalog.object("Products")
+    settable = {"to_Category", "to_Supplier"}
+    navigations = tuple(dataclasses.replace(n, settable=n.name in settable) for n in products.navigations)
+    objects = tuple(
+        dataclasses.replace(o, navigations=navigations) if o is products else o for o in catalog.objects
+    )
+    return dataclasses.replace(
+        catalog, objects=objects, runtime={**catalog.runtime, "formatted_values": True}
+    )
+
+
+def test_formatted_values_and_links_come_only_from_what_the_provider_says(
+    shop: ModuleType, packages_dir: Path
+) -> None:
+    def parameter_names(module: ModuleType) -> set[str]:
+        return {
+            parameter
+            for name in _actions(module.driver)
+            for parameter in inspect.signature(getattr(module.driver, name)).parameters
+        }
+
+    assert not {"formatted_values", "links"} & parameter_names(shop)
+    assert not [name for name in shop.__all__ if name.endswith("Links")]
+
+    write_package(generate_package(_linked_shop_catalog(), shop_spec("linked_shop")), packages_dir)
+    with imported(packages_dir, "linked_shop") as linked:
+        driver = linked.driver
+        for action in ("search_products", "iter_products", "get_product", "search_categories"):
+            for twin in (action, f"{action}_async"):
+                parameter = inspect.signature(getattr(driver, twin)).parameters["formatted_values"]
+                assert parameter.default is False, twin
+                assert "formatted_values" in inspect.signature(getattr(linked.service, twin)).parameters
+        assert "formatted_values" not in inspect.signature(driver.count_products).parameters
+        for action in ("create_product", "update_product", "create_product_async", "update_product_async"):
+            parameter = inspect.signature(getattr(driver, action)).parameters["links"]
+            assert (parameter.annotation, parameter.default) == ("ProductLinks | None", None)
+        # only Products has settable lookups; read-only Categories would get none anyway
+        assert [name for name in linked.__all__ if name.endswith("Links")] == ["ProductLinks"]
+        assert typing.get_type_hints(linked.ProductLinks) == {
+            "to_category": str | None,
+            "to_supplier": UUID | None,
+        }
+        navigations = {n.attr: n for n in driver.PRODUCTS.navigations}
+        assert (navigations["to_category"].bind_to, navigations["to_category"].bind_key_type) == (
+            "Categories",
+            "Edm.String",
+        )
+        # a lookup that is set but not expanded still gets a descriptor, and is not expanded
+        assert navigations["to_supplier"].bind_to == "Suppliers"
+        assert "to_Supplier" not in driver.PRODUCTS.expand
+        assert navigations["to_reviews"].bind_to is None
+        assert "create_product(..., links=links)" in (packages_dir / "linked_shop" / "README.md").read_text()
+
+
 def _long_names_package() -> GeneratedPackage:
     """Names at and past every length limit, to check that generated lines stay within 120 columns."""
     long = "VeryLongBusinessObjectNameThatKeepsGoingAndGoingForeverAndEver" * 2
@@ -279,6 +336,8 @@ def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_d
         spec = IntegrationSpec("sap-odata", application_name=module, module_name=module, objects=objects)
         packages.append(write_package(generate_package(catalog, spec), packages_dir))
     packages.append(write_package(_long_names_package(), packages_dir))
+    linked = generate_package(_linked_shop_catalog(), shop_spec("typed_links"))
+    packages.append(write_package(linked, packages_dir))
     # an object the system describes without any attribute (only a navigation)
     bare = ObjectDef("Bare", "Bare", "", (), navigations=(Navigation("to_Products", "Products", many=True),))
     bare_catalog = dataclasses.replace(catalog, objects=(bare,))

@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import sys
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ package = importlib.import_module(module_name)
 driver = importlib.import_module(f"{module_name}.driver")
 errors = package.errors
 A = package.AccountsAttribute
+C = package.ContactsAttribute
 F = package.FilterOperator
 connection = package.Connection(os.environ["DV_ROOT"], auth=package.BearerAuth(os.environ["DV_TOKEN"]))
 
@@ -110,6 +112,79 @@ async def main() -> dict[str, Any]:
         str(first_contact.parentcustomerid_value),
         first_contact.parentcustomerid_account.name if first_contact.parentcustomerid_account else None,
     ]
+    seen["unformatted"] = dict(first_contact.formatted_values)
+
+    # formatted values, on request: the first page, the next one, a single record, expanded records
+    shown = await call(
+        "search_accounts",
+        connection,
+        filters=seeded,
+        order_by=[package.OrderBy(A.NAME)],
+        top=2,
+        formatted_values=True,
+    )
+    following = await call("next_page", connection, shown)
+    seen["formatted_page"] = [dict(a.formatted_values) for a in shown.items]
+    seen["formatted_next_page"] = [a.formatted_values.get("industrycode") for a in following.items]
+    every = await iterate("iter_accounts", connection, filters=seeded, page_size=9, formatted_values=True)
+    seen["formatted_iterated"] = sorted({a.formatted_values.get("statecode") for a in every})
+    contact = await call("get_contacts", connection, first_contact.contactid, formatted_values=True)
+    account = contact.parentcustomerid_account
+    seen["formatted_contact"] = [
+        contact.formatted_values.get("parentcustomerid_value"),
+        account.formatted_values.get("industrycode") if account else None,
+        sorted(contact.formatted_values),
+    ]
+    plain = await call("get_contacts", connection, first_contact.contactid)
+    seen["formatted_then_plain"] = dict(plain.formatted_values)
+
+    # lookups: set on create, changed and cleared on update, refused when no record has the key
+    second_account = "a0000000-0000-4000-8000-000000000002"
+    bound = await call(
+        "create_contacts",
+        connection,
+        package.Contacts(lastname=f"Bound {scenario}"),
+        links=package.ContactsLinks(parentcustomerid_account=first_contact.parentcustomerid_value),
+    )
+    await call(
+        "update_contacts",
+        connection,
+        bound.contactid,
+        package.Contacts(),
+        attributes_to_send=[],
+        links={"parentcustomerid_account": uuid.UUID(second_account)},
+    )
+    moved = await call("get_contacts", connection, bound.contactid, formatted_values=True)
+    await call(
+        "update_contacts",
+        connection,
+        bound.contactid,
+        package.Contacts(),
+        attributes_to_send=[],
+        links={"parentcustomerid_account": None},
+    )
+    cleared = await call("get_contacts", connection, bound.contactid)
+    seen["links"] = [
+        str(bound.parentcustomerid_value),
+        str(moved.parentcustomerid_value),
+        moved.formatted_values.get("parentcustomerid_value"),
+        cleared.parentcustomerid_value,
+    ]
+    try:
+        await call(
+            "create_contacts",
+            connection,
+            package.Contacts(lastname="Orphan"),
+            links={"parentcustomerid_account": uuid.UUID("a0000000-0000-4000-8000-0000000000ff")},
+        )
+        seen["missing_account"] = "no error"
+    except errors.IntegrationError as error:
+        seen["missing_account"] = [type(error).__name__, str(error)]
+    orphans = await call(
+        "count_contacts", connection, filters=[package.BasicFilter(C.LASTNAME, F.EQUAL, "Orphan")]
+    )
+    seen["orphans"] = orphans
+    await call("delete_contacts", connection, bound.contactid)
     return seen
 
 

@@ -70,6 +70,42 @@ def test_lookups_and_system_columns_are_read_only_and_lookups_stay_navigable(dat
     )
 
 
+def test_lookups_clients_may_write_are_settable_navigations(dataverse: Catalog) -> None:
+    settable = {n.name for n in dataverse.object("contacts").navigations if n.settable}
+    # both halves of the customer lookup (account or contact), the owner, a plain lookup
+    assert {"parentcustomerid_account", "parentcustomerid_contact", "ownerid", "transactioncurrencyid"} <= (
+        settable
+    )
+    # Dataverse maintains who created, changed and owns a row; collections are not lookups
+    assert not settable & {"createdby", "modifiedby", "owninguser", "owningbusinessunit", "owningteam"}
+    assert not any(n.many for n in dataverse.object("contacts").navigations if n.settable)
+    assert dataverse.runtime["formatted_values"] is True
+
+
+def test_packages_offer_formatted_values_and_links_in_their_signatures(
+    dataverse: Catalog, tmp_path: Path
+) -> None:
+    spec = IntegrationSpec(
+        provider="dataverse",
+        application_name="CRM",
+        module_name="crm_links",
+        objects=[ObjectSelection("contacts"), ObjectSelection("accounts", access="read-only")],
+    )
+    generated = generate_package(dataverse, spec)
+    package = write_package(generated, tmp_path)
+    models = (package / "models.py").read_text()
+    driver = (package / "driver.py").read_text()
+    assert "class ContactLinks(TypedDict, total=False):" in models
+    assert "    parentcustomerid_account: UUID | None\n" in models
+    assert "    createdby:" not in models.split("class ContactLinks", 1)[1]
+    # read-only objects are not written, so they get no links
+    assert "class AccountLinks" not in models
+    assert "    links: ContactLinks | None = None,\n) -> Contact:" in driver
+    assert driver.count("formatted_values: bool = False,") == 2 * 6  # search, iter, get; sync, async
+    assert "Lookups set through `links` (`ContactLinks`)" in generated.readme
+    assert "formatted_values=True" in generated.readme
+
+
 def test_dynamics_365_lists_its_tables_first(dynamics: Catalog, dataverse: Catalog) -> None:
     first = [(o.entity_name, o.group) for o in dynamics.objects[:4]]
     assert first == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,12 +82,50 @@ def test_page_count_create_update_delete_from_a_pip_installed_package(
     assert seen["update_missing"] == "NotFound"
     assert seen["lookup"] == ["a0000000-0000-4000-8000-000000000001", "Seed account 01"]
 
+    # formatted values: only when asked for, as Dataverse formats them, on every page
+    assert seen["unformatted"] == {}
+    first, second = seen["formatted_page"]
+    assert first == {
+        "industrycode": "Agriculture and Non-petrol Natural Resource Extraction",
+        "revenue": "$1,000.50",
+        "numberofemployees": "10",
+        "statecode": "Active",
+        "createdon": first["createdon"],
+        "modifiedon": first["modifiedon"],
+    }
+    assert re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2} [AP]M", first["createdon"])
+    assert second["industrycode"] == "Broadcasting Printing and Publishing"
+    assert seen["formatted_next_page"] == ["Brokers", "Building Supply Retail"]
+    assert seen["formatted_iterated"] == ["Active"]
+    lookup_name, expanded_industry, formatted_names = seen["formatted_contact"]
+    assert lookup_name == "Seed account 01" and expanded_industry.startswith("Agriculture")
+    assert formatted_names == ["createdon", "modifiedon", "parentcustomerid_value"]
+    assert seen["formatted_then_plain"] == {}
+
+    # lookups written through links (@odata.bind), read back as the lookup column
+    assert seen["links"] == [
+        "a0000000-0000-4000-8000-000000000001",
+        "a0000000-0000-4000-8000-000000000002",
+        "Seed account 02",
+        None,
+    ]
+    error, message = seen["missing_account"]
+    assert error == "NotFound"
+    assert "a0000000-0000-4000-8000-0000000000ff Does Not Exist" in message
+    assert seen["orphans"] == 0
+
     requests = dataverse_environment.cap.requests()
     assert requests and all(r["user"] == "dataverse-app" for r in requests)
     searches = [r for r in requests if r["method"] == "GET" and r["path"].endswith("/accounts")]
     assert all("$skip" not in r["query"] and "$top" not in r["query"] for r in searches)
     assert any(r["headers"].get("prefer") == "odata.maxpagesize=10" for r in searches)
     assert any("$skiptoken" in r["query"] for r in searches)
+    annotated = 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'
+    asked = [r for r in requests if annotated in r["headers"].get("prefer", "")]
+    # search, next page, three pages of iter (9 of 25 at a time), two gets
+    assert len(asked) == 7
+    assert any(r["headers"]["prefer"] == f"odata.maxpagesize=2,{annotated}" for r in asked)
+    assert all(r["method"] == "GET" for r in asked)
     writes = [r for r in requests if r["method"] in ("PATCH", "DELETE")]
     assert writes and all(r["headers"].get("if-match") for r in writes)
     assert not any(r["headers"].get("x-csrf-token") for r in requests)

@@ -158,7 +158,15 @@ def shop_service(odata_version: str, *, expand: bool = False) -> ServiceDescript
             _read_only("modified_by", "modifiedBy", "Edm.String", "string"),
         ),
         navigations=(
-            NavigationDescriptor("category", "category", many=False, target="Categories"),
+            # a lookup writes may set (V4's @odata.bind)
+            NavigationDescriptor(
+                "category",
+                "category",
+                many=False,
+                target="Categories",
+                bind_to="Categories",
+                bind_key_type="Edm.Int32",
+            ),
             NavigationDescriptor("supplier", "supplier", many=False),
         ),
         expand=("category", "supplier") if expand else (),

@@ -200,6 +200,37 @@ def test_create_update_delete_with_etags(shop: Shop) -> None:
         shop.client.delete(shop.orders, key)
 
 
+def test_links_set_and_clear_lookups_on_v4(shop: Shop) -> None:
+    if shop.version == "2.0":
+        shop.cap.clear_requests()
+        with pytest.raises(errors.ConfigurationError, match="OData V2"):
+            shop.client.create(shop.products, Product(id=next(_product_ids), name="x"), links={"category": 2})
+        assert shop.cap.requests() == []
+        return
+    product = Product(id=next(_product_ids), name="Linked", price=Decimal("1.50"), currency="EUR")
+    created = shop.client.create(shop.products, product, links={"category": 2})
+    assert created.category_id == 2
+    key = {"ID": created.id}
+    shop.client.update(shop.products, key, Product(), attributes_to_send=[], links={"category": 3})
+    assert shop.client.get(shop.products, key).category.id == 3
+    shop.client.update(shop.products, key, Product(), attributes_to_send=[], links={"category": None})
+    moved = shop.client.get(shop.products, key)
+    assert moved.category is None and moved.category_id is None
+    shop.client.delete(shop.products, key)
+
+
+def test_formatted_values_and_unknown_lookups_fail_before_any_request(shop: Shop) -> None:
+    shop.cap.clear_requests()
+    with pytest.raises(errors.ConfigurationError, match="does not format values"):
+        shop.client.search(shop.products, top=1, formatted_values=True)
+    with pytest.raises(errors.ConfigurationError, match="does not format values"):
+        shop.client.get(shop.products, {"ID": 1}, formatted_values=True)
+    unknown = r"Products has no lookup 'supplier' to set \(its lookups: category\)"
+    with pytest.raises(ValueError, match=unknown):
+        shop.client.update(shop.products, {"ID": 1}, Product(), links={"supplier": None})
+    assert shop.cap.requests() == []
+
+
 def test_every_writable_type_round_trips(shop: Shop) -> None:
     product = Product(
         id=next(_product_ids),
