@@ -25,8 +25,10 @@ from generator.workers import ProcrastinateRunner, run_workers
 from providers.model import Catalog
 from storage import Database, Environments, PublishJobs
 from storage.models import IntegrationVersion, PublishJob
+from tests.bot.test_serve import STARTUP_LIMIT_S
 from tests.fixtures.db import POSTGRES_URL, migrated_template, throwaway_postgres_database
 from tests.fixtures.publish import ALICE, TEAM, RecordingNotifier, shop_integration
+from tests.slack import wait_for
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="the task queue needs PostgreSQL: set IB_TEST_POSTGRES_URL"
@@ -166,17 +168,14 @@ async def through_proxy(database: Database) -> AsyncIterator[tuple[FlakyProxy, D
 
 
 async def finished(database: Database, job_id: str) -> PublishJob:
+    """The job once its final notification is claimed."""
+
     async def notified() -> PublishJob | None:
         async with database.reader() as session:
             job = await PublishJobs(session).get(job_id)
         return job if job is not None and job.notified_at is not None else None
 
-    job = None
-    while job is None:
-        job = await notified()
-        if job is None:
-            await asyncio.sleep(0.05)
-    return job
+    return await wait_for(notified, STARTUP_LIMIT_S, what=f"publish job {job_id} to end")
 
 
 async def versions(database: Database) -> int:
@@ -202,7 +201,7 @@ async def test_a_database_blip_is_retried_with_doubling_delays_then_publishes_on
         runner(kind, database, proxied, notifier, shop) as running,
     ):
         job = await running.submit("blip")
-        stored = await asyncio.wait_for(finished(database, job.id), timeout=60)
+        stored = await finished(database, job.id)
 
     retries = [match.groups() for match in map(RETRY.search, caplog.messages) if match]
     assert [(job_id, attempt, delay) for job_id, _, attempt, delay in retries] == [
@@ -237,7 +236,7 @@ async def test_a_permanent_error_is_not_retried_and_the_user_is_told_once(
         runner(kind, database, proxied, notifier, shop) as running,
     ):
         job = await running.submit("gone", "sandbox")
-        stored = await asyncio.wait_for(finished(database, job.id), timeout=60)
+        stored = await finished(database, job.id)
 
     assert not [message for message in caplog.messages if RETRY.search(message)]
     assert (stored.state, stored.attempts) == ("failed", 1)
