@@ -263,7 +263,7 @@ def _linked_shop_catalog() -> Catalog:
 
 
 def test_formatted_values_and_links_come_only_from_what_the_provider_says(
-    shop: ModuleType, packages_dir: Path
+    shop: ModuleType, shop_dir: Path, packages_dir: Path
 ) -> None:
     def parameter_names(module: ModuleType) -> set[str]:
         return {
@@ -274,6 +274,8 @@ def test_formatted_values_and_links_come_only_from_what_the_provider_says(
 
     assert not {"formatted_values", "links"} & parameter_names(shop)
     assert not [name for name in shop.__all__ if name.endswith("Links")]
+    plain_readme = (shop_dir / "README.md").read_text()
+    assert "## Formatted values" not in plain_readme and "## Lookups" not in plain_readme
 
     write_package(generate_package(_linked_shop_catalog(), shop_spec("linked_shop")), packages_dir)
     with imported(packages_dir, "linked_shop") as linked:
@@ -302,7 +304,10 @@ def test_formatted_values_and_links_come_only_from_what_the_provider_says(
         assert navigations["to_supplier"].bind_to == "Suppliers"
         assert "to_Supplier" not in driver.PRODUCTS.expand
         assert navigations["to_reviews"].bind_to is None
-        assert "create_product(..., links=links)" in (packages_dir / "linked_shop" / "README.md").read_text()
+        readme = (packages_dir / "linked_shop" / "README.md").read_text()
+        assert "## Formatted values" in readme and "search_products(top=10, formatted_values=True)" in readme
+        assert "create_product(..., links=links)" in readme
+        assert "Lookups set through `links` (`ProductLinks`): `to_category`, `to_supplier`." in readme
 
 
 def _long_names_package() -> GeneratedPackage:
