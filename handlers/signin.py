@@ -105,7 +105,8 @@ class SignIns:
         return microsoft.SignInClient.from_env() is not None
 
     async def start(self, draft: DraftCopy, state: WizardState) -> str | None:
-        """A fresh authorize URL for the draft's owner, its state and verifier kept server-side."""
+        """A fresh authorize URL for the draft's owner, its state and verifier kept server-side;
+        ProviderError when the source step's choices of where to sign in are not usable."""
         box = self._box
         if not self.available(state.provider) or box is None:
             return None
@@ -114,7 +115,8 @@ class SignIns:
         if family == "salesforce":
             client = salesforce.OAuthClient.from_env()
             assert client is not None
-            login = salesforce.login_url(state.source.options.get("environment", "production"))
+            # A My Domain or org kind the user gave is refused here (ProviderError) before any URL.
+            login = salesforce.sign_in_login_url(state.source.options)
             request = salesforce.start_authorization(
                 login, client.client_id, salesforce.callback_url(self._base_url)
             )
@@ -124,6 +126,7 @@ class SignIns:
                 "client_id": request.client_id,
                 "redirect_uri": request.redirect_uri,
                 "code_verifier": request.code_verifier,
+                "options": dict(state.source.options),  # the objects' source keeps them
             }
         else:
             sign_in_client = microsoft.SignInClient.from_env()
@@ -333,7 +336,12 @@ async def _salesforce_tokens(
         "refresh_token": tokens.refresh_token or "",
         "instance_url": tokens.instance_url,
     }
-    source = MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
+    source = MetadataSource(
+        kind="url",
+        location=tokens.instance_url,
+        password=tokens.access_token,
+        options=dict(pending.get("options") or {}),
+    )
     return kept, SourceLoad(source)
 
 

@@ -158,7 +158,12 @@ class Wizard:
             # Signed in with Microsoft: the environment is chosen next (Salesforce reads its
             # objects right after the callback, and a new sign-in serves a fresh token).
             return source_step(draft.id, state, provider, provider.source_fields(), signed_in=signed_in)
-        sign_in_url = await self.signins.start(draft, state)
+        try:
+            sign_in_url = await self.signins.start(draft, state)
+        except ProviderError as error:
+            return source_step(
+                draft.id, state, provider, provider.source_fields(), sign_in_problem=_sentence(str(error))
+            )
         return source_step(draft.id, state, provider, provider.source_fields(), sign_in_url=sign_in_url)
 
     async def signed_in(self, client: AsyncWebClient, result: CallbackResult) -> None:
@@ -421,7 +426,8 @@ class Wizard:
     async def go_back(
         self, client: AsyncWebClient, context: AsyncBoltContext, shown: Mapping[str, Any], requested: str
     ) -> None:
-        """Back or Change: keep what the view holds, then show the requested earlier step."""
+        """Back or Change: keep what the view holds, then show the requested earlier step (the same
+        step when ``requested`` is not earlier: what a changed sign-in choice uses)."""
         step = step_of(str(shown.get("callback_id", "")))
         draft = await self._at(str(shown.get("private_metadata", "")), step)
         if draft is None or not self._may_act(draft, context):
@@ -550,6 +556,26 @@ def register(app: AsyncApp, services: Services) -> None:
                 wizard.go_back(client, context, body["view"], str(action.get("value", ""))),
                 name="wizard-back",
             )
+
+    # A source field saying where to sign in changed (it dispatches its action): keep it and show
+    # the source step again, whose sign-in button then goes there.
+    sign_in_fields = {f.name for p in all_providers() for f in p.source_fields() if f.sign_in}
+    if sign_in_fields:
+
+        @app.action(
+            {
+                "block_id": re.compile(r"^source_"),
+                "action_id": re.compile("^(" + "|".join(map(re.escape, sorted(sign_in_fields))) + ")$"),
+            }
+        )
+        async def wizard_sign_in_choice(
+            ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+        ) -> None:
+            await ack()
+            if "view" in body:
+                services.tasks.spawn(
+                    wizard.go_back(client, context, body["view"], "source"), name="wizard-sign-in-choice"
+                )
 
     @app.action(RESUME_ACTION)
     async def wizard_resume(

@@ -168,6 +168,8 @@ def submit_source(
     are the three ways to give metadata (exactly one), ``text`` is the user and ``password`` the
     password for the URL, ``choice`` fields become source options.
     """
+    sign_in = [f for f in fields if f.sign_in]
+    fields = [f for f in fields if not f.sign_in]
     urls = [(f, text_value(values, _block(f), f.name)) for f in _fields_by_kind(fields, "url")]
     files = [(f, files_value(values, _block(f), f.name)) for f in _fields_by_kind(fields, "file")]
     texts = [(f, text_value(values, _block(f), f.name)) for f in _fields_by_kind(fields, "multiline")]
@@ -178,6 +180,7 @@ def submit_source(
         for f in _fields_by_kind(fields, "choice")
         if (chosen := selected_value(values, _block(f), f.name)) and chosen != "auto"
     }
+    options.update(_sign_in_options(sign_in, values))
     # A choice listed after signing in (a Dataverse environment, a SharePoint site) names the URL to read.
     listed = [
         (f, options.pop(f.name))
@@ -233,6 +236,15 @@ def submit_source(
     return SourceLoad(
         MetadataSource("file", location=name, options=options), file=SlackFile(name=name, url=url, size=size)
     )
+
+
+def _sign_in_options(fields: Sequence[SourceField], values: Values) -> dict[str, str]:
+    """What the fields saying where to sign in hold (see ``SourceField.sign_in``)."""
+    read = {
+        f.name: (selected_value if f.kind == "choice" else text_value)(values, _block(f), f.name)
+        for f in fields
+    }
+    return {name: value.strip() for name, value in read.items() if value.strip()}
 
 
 def _from_slack(url: str, slack_api_url: str) -> bool:
@@ -431,7 +443,13 @@ def keep_typed(step: str, state: WizardState, values: Values, fields: Sequence[S
         if chosen and chosen != state.provider:
             submit_provider(state, values)
     elif step == "source":
+        signing_in = [f for f in fields if f.sign_in]
+        for f in signing_in:
+            state.source.options.pop(f.name, None)
+        state.source.options.update(_sign_in_options(signing_in, values))
         for f in fields:
+            if f.sign_in:
+                continue
             if f.kind == "url":
                 state.source.url = text_value(values, _block(f), f.name)
             elif f.kind == "text":

@@ -61,6 +61,9 @@ class SourceField:
     required: bool = False
     hint: str = ""
     choices: tuple[tuple[str, str], ...] = ()  # (value, label)
+    # Says where the "authorize" field signs in (an org kind, a login host): kept in the source
+    # options, never read as metadata, and a change makes the wizard renew the sign-in button.
+    sign_in: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,10 @@ CLIENT_SECRET_ENV: Final = "IB_SALESFORCE_CLIENT_SECRET"  # noqa: S105 (a variab
 PRODUCTION_LOGIN_URL: Final = "https://login.salesforce.com"
 SANDBOX_LOGIN_URL: Final = "https://test.salesforce.com"
 CALLBACK_PATH: Final = "/oauth/salesforce/callback"
+# My Domains (sandboxes are *.sandbox.my.salesforce.com, Government Cloud Plus *.my.salesforce.mil)
+MY_DOMAIN_SUFFIXES: Final = (".my.salesforce.com", ".my.salesforce.mil")
+ENVIRONMENT_FIELD: Final = "environment"
+MY_DOMAIN_FIELD: Final = "my_domain"
 # Design time reads object definitions; refresh_token lets the wizard outlive the access token.
 DESIGN_SCOPES: Final = ("api", "refresh_token")
 # What the External Client App of a connection must allow (the JWT bearer flow uses "api").
@@ -152,15 +156,34 @@ def login_url(environment: str = "production", my_domain: str = "") -> str:
 
     The production and sandbox hosts come from ``IB_SALESFORCE_LOGIN_URL`` and
     ``IB_SALESFORCE_SANDBOX_LOGIN_URL`` (sovereign clouds, tests), defaulting to
-    login.salesforce.com and test.salesforce.com.
+    login.salesforce.com and test.salesforce.com. A My Domain must be on one of
+    :data:`MY_DOMAIN_SUFFIXES` or be one of those two hosts: the design-time sign-in sends the
+    user's browser there and the service's token request follows.
     """
+    production = normalize_login_url(os.environ.get(LOGIN_URL_ENV) or PRODUCTION_LOGIN_URL)
+    sandbox = normalize_login_url(os.environ.get(SANDBOX_LOGIN_URL_ENV) or SANDBOX_LOGIN_URL)
     if my_domain.strip():
-        return normalize_login_url(my_domain)
+        login = normalize_login_url(my_domain, MY_DOMAIN_FIELD)
+        host = httpx.URL(login).host
+        if login not in (production, sandbox) and not host.endswith(MY_DOMAIN_SUFFIXES):
+            raise ConnectionValueError(
+                f"the My Domain URL names {host}, which is not a My Domain: give "
+                "https://yourcompany.my.salesforce.com (sandboxes: "
+                "https://yourcompany--sandbox.sandbox.my.salesforce.com), or leave it empty",
+                MY_DOMAIN_FIELD,
+            )
+        return login
     if environment == "sandbox":
-        return normalize_login_url(os.environ.get(SANDBOX_LOGIN_URL_ENV) or SANDBOX_LOGIN_URL)
+        return sandbox
     if environment not in ("", "production"):
         raise ConnectionValueError(f"unknown Salesforce org kind {environment!r}: production or sandbox")
-    return normalize_login_url(os.environ.get(LOGIN_URL_ENV) or PRODUCTION_LOGIN_URL)
+    return production
+
+
+def sign_in_login_url(options: Mapping[str, str]) -> str:
+    """Where the wizard's "Authorize Salesforce" goes for the source step's choices (its
+    ``sign_in`` fields, kept in the source options); ConnectionValueError for a bad My Domain."""
+    return login_url(options.get(ENVIRONMENT_FIELD, "production"), options.get(MY_DOMAIN_FIELD, ""))
 
 
 def normalize_login_url(text: str, field_name: str = "login_url") -> str:
@@ -692,16 +715,19 @@ class SalesforceProvider:
     def source_fields(self) -> Sequence[SourceField]:
         return (
             SourceField(
-                "environment",
+                ENVIRONMENT_FIELD,
                 "Salesforce org",
                 "choice",
                 choices=(("production", "Production or Developer Edition"), ("sandbox", "Sandbox")),
+                sign_in=True,
             ),
             SourceField(
-                "my_domain",
+                MY_DOMAIN_FIELD,
                 "My Domain URL",
                 "url",
-                hint="Optional: https://yourcompany.my.salesforce.com, to log in through your own domain.",
+                hint="Optional: https://yourcompany.my.salesforce.com, to log in through your own domain "
+                "(press Enter to use it for Authorize Salesforce).",
+                sign_in=True,
             ),
             SourceField(
                 "authorize",

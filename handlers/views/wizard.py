@@ -152,8 +152,9 @@ def _source_element(source_field: SourceField, state: WizardState) -> dict[str, 
     kind = source_field.kind
     if kind == "url":
         element: dict[str, Any] = {"type": "url_text_input", "action_id": source_field.name}
-        if state.source.url:
-            element["initial_value"] = state.source.url
+        typed = state.source.options.get(source_field.name, "") if source_field.sign_in else state.source.url
+        if typed:
+            element["initial_value"] = typed
         return element
     if kind == "text":
         return text_input(source_field.name, initial=state.source.user, max_length=255)
@@ -190,6 +191,7 @@ def source_step(
     *,
     sign_in_url: str | None = None,
     signed_in: SignedInView | None = None,
+    sign_in_problem: str = "",
 ) -> dict[str, Any]:
     blocks: list[Block] = [section(f"Where does the *{escape(provider.title)}* metadata come from?")]
     if state.source.error:
@@ -228,6 +230,10 @@ def source_step(
             if source_field.hint:
                 blocks.append(context(escape(source_field.hint)))
             continue
+        if source_field.kind == "authorize" and sign_in_problem:
+            # Where to sign in is not usable yet (say, a mistyped login host): no button until it is.
+            blocks.append(context(f":warning: {escape(sign_in_problem)}"))
+            continue
         if source_field.kind == "authorize":
             # No dead button: signing in from the wizard needs the design-time authorization flow.
             blocks.append(
@@ -250,6 +256,8 @@ def source_step(
                 element,
                 optional=not source_field.required,
                 hint=hint,
+                # a new place to sign in needs a new sign-in button (see Wizard.go_back)
+                dispatch_action=source_field.sign_in,
             )
         )
     blocks.append(actions("nav", button("Back", BACK_ACTION, "provider")))
