@@ -175,3 +175,91 @@ async def test_denied_consent_is_shown_on_the_source_step(
     location = await authorize(user, salesforce_app)
     assert (await come_back(service, location)).status_code == 200
     await user.wait_step("objects")
+
+
+def sign_in_host(user: WizardUser) -> str:
+    try:
+        return urlsplit(sign_in_url(user)).netloc
+    except AssertionError:
+        return ""
+
+
+async def choose(user: WizardUser, action_id: str, value: str) -> None:
+    """Pick or type (and press Enter) in a source field that dispatches its action."""
+    ack = await user.driver.block_action(user.user, action_id, value)
+    assert ack.status == 200, ack
+
+
+def token_hosts(org: SalesforceOrg) -> list[str]:
+    return [host for host, path in org.fake.hosts if path == "/services/oauth2/token"]
+
+
+@pytest.fixture
+def second_host(salesforce_app: SalesforceOrg, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fake org answers as localhost too: the sandbox login host here (production: 127.0.0.1)."""
+    port = urlsplit(salesforce_app.fake.base_url).port
+    monkeypatch.setenv("IB_SALESFORCE_SANDBOX_LOGIN_URL", f"https://localhost:{port}")
+    return f"localhost:{port}"
+
+
+async def test_a_sandbox_org_is_authorized_at_the_sandbox_login_host(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    salesforce_app: SalesforceOrg,
+    second_host: str,
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    production = urlsplit(salesforce_app.fake.base_url).netloc
+    assert sign_in_host(user) == production
+
+    await choose(user, "environment", "sandbox")
+    await wait_for(lambda: sign_in_host(user) == second_host, what="the sandbox sign-in button")
+    tokens_before = len(token_hosts(salesforce_app))
+    assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
+    await user.wait_step("objects")
+    # The code went back to the host that issued it.
+    assert token_hosts(salesforce_app)[tokens_before:] == [second_host]
+
+    # The choice is part of the draft: back on the source step it is still the sandbox.
+    await user.back()
+    await user.wait_step("source")
+    [select] = [b["element"] for b in user.view["blocks"] if b.get("block_id") == "source_environment"]
+    assert select["initial_option"]["value"] == "sandbox"
+    assert sign_in_host(user) == second_host
+
+
+async def test_a_my_domain_is_checked_and_then_used_for_the_sign_in(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    salesforce_app: SalesforceOrg,
+    second_host: str,
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    clicked = len(fake_slack.calls("views.update"))
+
+    for typed, says in (
+        ("https://login.evil.example", "names login.evil.example, which is not a My Domain"),
+        ("http://acme.my.salesforce.com", "Salesforce login URLs start with https://"),
+    ):
+        await choose(user, "my_domain", typed)
+        await wait_for(lambda says=says: says in user.text, what=f"the problem with {typed}")
+        assert sign_in_host(user) == "", "no button to a host that is not a My Domain"
+        assert user.initial_value("my_domain") == typed  # kept, to be corrected
+    assert len(fake_slack.calls("views.update")) > clicked
+
+    # A My Domain wins over the org kind (still production here).
+    await choose(user, "my_domain", f"https://{second_host}")
+    await wait_for(lambda: sign_in_host(user) == second_host, what="the My Domain sign-in button")
+    assert "not a My Domain" not in user.text
+    tokens_before = len(token_hosts(salesforce_app))
+    assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
+    await user.wait_step("objects")
+    assert token_hosts(salesforce_app)[tokens_before:] == [second_host]

@@ -15,8 +15,9 @@ What it serves, as strictly as Salesforce (a lenient fake would hide the bugs us
 
 Tests steer it: :meth:`SalesforceFake.fail_next` (e.g. REQUEST_LIMIT_EXCEEDED),
 :meth:`expire_sessions`, :meth:`removed_field`, :meth:`batches_of`, ``deny_consent``, and look at
-``queries`` (every parsed SOQL) and ``requests``. TLS uses a certificate authority made for this
-run (``ca_path``); the server certificate names IP:127.0.0.1 and DNS:localhost.
+``queries`` (every parsed SOQL), ``requests`` and ``hosts``. TLS uses a certificate authority made
+for this run (``ca_path``); the server certificate names IP:127.0.0.1 and DNS:localhost, so tests
+reach one fake through two login hosts.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class SalesforceFake:
         self.deny_consent = False
         self.queries: list[Query] = []
         self.requests: list[tuple[str, str]] = []
+        self.hosts: list[tuple[str, str]] = []  # (Host header, path): which login host was used
         self._tokens: dict[str, str] = {}  # access token -> username
         self._refresh_tokens: dict[str, tuple[str, str]] = {}  # refresh token -> (client id, user)
         self._grants: dict[str, _Grant] = {}
@@ -252,6 +254,7 @@ class SalesforceFake:
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append((method, path))
+            self.hosts.append((headers.get("host", ""), path))
             try:
                 if path == "/services/oauth2/authorize" and method == "GET":
                     return self._authorize(query)

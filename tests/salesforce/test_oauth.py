@@ -26,6 +26,7 @@ from providers.salesforce import (
     pkce_challenge,
     pkce_verifier,
     refresh_access_token,
+    sign_in_login_url,
     start_authorization,
 )
 from tests.fixtures.salesforce import CALLBACK_URL, INTEGRATION_USER, SalesforceOrg
@@ -77,6 +78,22 @@ def test_login_hosts_for_production_sandbox_and_my_domain(monkeypatch: pytest.Mo
     )
     assert normalize_login_url("acme") == "https://acme.my.salesforce.com"
     assert normalize_login_url("https://acme.my.salesforce.com/") == "https://acme.my.salesforce.com"
+    # The wizard's source step: the My Domain wins over the org kind.
+    assert sign_in_login_url({"environment": "sandbox"}) == "https://test.salesforce.com"
+    assert (
+        sign_in_login_url({"environment": "sandbox", "my_domain": "acme"}) == "https://acme.my.salesforce.com"
+    )
+    assert (
+        sign_in_login_url({"my_domain": "https://gov.my.salesforce.mil"}) == "https://gov.my.salesforce.mil"
+    )
+    for bad, says in (
+        ("https://login.evil.example", "names login.evil.example, which is not a My Domain"),
+        ("https://acme.my.salesforce.com.evil.example", "is not a My Domain"),
+        ("http://acme.my.salesforce.com", "https://"),
+    ):
+        with pytest.raises(ConnectionValueError, match=says) as caught:
+            sign_in_login_url({"my_domain": bad})
+        assert caught.value.field == "my_domain"
     for bad, says in (
         ("http://acme.my.salesforce.com", "https://"),
         ("https://acme.my.salesforce.com/secur/login", "only the host"),
