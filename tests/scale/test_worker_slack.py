@@ -108,3 +108,15 @@ async def test_a_worker_killed_mid_job_leaves_one_dm_edited_to_one_result(
     assert dm.text is not None and re.match(rf"Published {MODULE} 0\.1\.0 to dev", dm.text), dm.text
     # The 429 was waited out and the edit sent again.
     assert [call.status for call in fake_slack.calls("chat.update")][:2] == [429, 200]
+
+
+async def test_a_worker_without_slack_settings_says_where_results_go(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env = {"IB_DATABASE_URL": postgres_url, "IB_SECRET_KEYS": generate_key()}
+    worker = await asyncio.to_thread(start_worker, tmp_path, "worker", env)
+    await asyncio.to_thread(worker.stop)
+    assert (
+        "Slack is not configured (set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET, as for "
+        "ib serve): publish results go to this log, not to Slack"
+    ) in worker.log()
