@@ -10,6 +10,9 @@ Design time:
 - the OAuth 2.0 web server flow with PKCE that the wizard's "Authorize Salesforce" button runs
   (:func:`start_authorization`, :func:`authorization_code`, :func:`exchange_code`,
   :func:`refresh_access_token`: pure functions plus one token request each);
+- lookups with one target type (``AccountId`` -> ``Account``) are attributes (the Id, a ``str``
+  whose label names the target) and navigations named after their relationship (``Account``),
+  which a spec may expand to read the related record; polymorphic ones stay ids only;
 - connections: the JWT bearer flow with a certificate the service generates (its private key
   never leaves the service): :func:`jwt_bearer_login`, a connection test with a one-row query, and
   the short-lived access token the Integration Manager hands to generated packages.
@@ -61,6 +64,7 @@ from providers.model import (
     Catalog,
     EnumMember,
     EnumType,
+    Navigation,
     ObjectDef,
     ValueType,
 )
@@ -537,6 +541,21 @@ def _attribute(object_name: str, raw: Mapping[str, Any]) -> Attribute:
     )
 
 
+def _navigation(object_name: str, raw: Mapping[str, Any]) -> Navigation | None:
+    """The relationship of a lookup field (``AccountId`` -> ``Account``), which a package may read
+    the related record through (SOQL ``Account.Name``). Polymorphic lookups (``OwnerId`` of
+    ``Group`` or ``User``) have no single target type and are left out; the id field itself is an
+    attribute either way, and is what create and update set."""
+    relationship = raw.get("relationshipName")
+    targets = list(raw.get("referenceTo") or ())
+    if raw.get("type") != "reference" or not relationship or len(targets) != 1:
+        return None
+    name = _api_name(relationship, f"{object_name}: relationship")
+    target = _api_name(targets[0], f"{object_name}.{name}: target")
+    label = " ".join(str(raw.get("label") or "").split()).removesuffix(" ID").strip()
+    return Navigation(name=name, target=target, many=False, label=label or name)
+
+
 def object_from_describe(describe: Mapping[str, Any]) -> ObjectDef:
     """One sObject describe payload (``GET .../sobjects/<name>/describe``) as a neutral object."""
     name = _api_name(describe.get("name"), "object")
@@ -545,6 +564,13 @@ def object_from_describe(describe: Mapping[str, Any]) -> ObjectDef:
         raise MetadataError(f"the describe of {name} has no list of fields")
     attributes = tuple(
         _attribute(name, f) for f in fields if isinstance(f, Mapping) and not f.get("deprecatedAndHidden")
+    )
+    navigations = tuple(
+        navigation
+        for f in fields
+        if isinstance(f, Mapping) and not f.get("deprecatedAndHidden")
+        for navigation in [_navigation(name, f)]
+        if navigation is not None
     )
     queryable = bool(describe.get("queryable", False))
     retrieveable = bool(describe.get("retrieveable", queryable))
@@ -556,6 +582,7 @@ def object_from_describe(describe: Mapping[str, Any]) -> ObjectDef:
         entity_name=name,
         label=label,
         attributes=attributes,
+        navigations=navigations,
         capabilities=Capabilities(
             queryable=queryable,
             countable=queryable,

@@ -26,6 +26,13 @@ Decisions a caller may notice:
   cursor, which goes on as far as the data does (so iterating uses pages of 500). Such pages
   carry Salesforce's ``totalSize`` as ``total_count`` when the query skipped nothing; ``count``
   asks ``SELECT COUNT()``.
+- Relationships: a lookup the descriptor expands (``expand`` of the integration's spec, e.g.
+  ``"expand": ["Account"]`` on Contact, as OData's ``$expand``) is read with the record through
+  SOQL relationship fields (``Account.Id, Account.Name``): as the package's model of the target
+  when the package holds it (its own lookups are not followed further), else as a dict of its
+  ``Id``; None when the lookup is empty or its record gone. ``get`` and the read-back of
+  ``create`` read the record's own resource (for the ETag) and the related ones by a query on its
+  Id. Lookups are still set through their id attributes (``account_id``), which stay ``str``.
 - ``create`` POSTs the record and reads it back once, so it returns what Salesforce stored (Id,
   defaults, auto numbers). ``update`` PATCHes, ``delete`` DELETEs; with an ``etag`` they send
   ``If-Match`` and a stale one answers :class:`~.errors.Conflict`.
@@ -72,7 +79,7 @@ from .errors import (
     error_for_status,
 )
 from .query import BasicFilter, FilterOperator, OrderBy, Page
-from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
+from .records import FieldDescriptor, NavigationDescriptor, ObjectDescriptor, ServiceDescriptor
 
 __all__ = ["DEFAULT_API_VERSION", "AsyncClient", "Client", "soql_like", "soql_string"]
 
@@ -308,10 +315,33 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-class _ObjectCodec:
-    """Everything the client needs about one sObject, computed once."""
+class _Related(NamedTuple):
+    """A lookup the descriptor expands: read through its relationship (``Account.Name``)."""
 
-    def __init__(self, obj: ObjectDescriptor) -> None:
+    navigation: NavigationDescriptor
+    codec: _ObjectCodec | None  # None: the target is not in the package; its Id comes as a dict
+
+    @property
+    def fields(self) -> list[str]:
+        own = [c.field.wire for c in self.codec.readable] if self.codec is not None else ["Id"]
+        return [f"{self.navigation.wire}.{name}" for name in own]
+
+    def decode(self, row: Mapping[str, Any]) -> Any:
+        raw = row.get(self.navigation.wire)
+        if raw is None:
+            return None  # the lookup is empty, or its record is not visible to this user
+        if self.codec is None:
+            return {k: v for k, v in raw.items() if k != "attributes"}
+        return self.codec.decode(raw, None)
+
+
+class _ObjectCodec:
+    """Everything the client needs about one sObject, computed once.
+
+    ``objects`` (the package's descriptors) resolves the targets of expanded lookups; their own
+    expansions are not followed (one level, as one SOQL query reads it)."""
+
+    def __init__(self, obj: ObjectDescriptor, objects: Mapping[str, ObjectDescriptor] | None = None) -> None:
         self.obj = obj
         self.name = _checked_name(obj.name, "object")
         self.fields = tuple(_field_codec(f) for f in obj.fields)
@@ -320,7 +350,10 @@ class _ObjectCodec:
         self.by_wire = {c.field.wire: c for c in self.fields}
         self.by_attr = {c.field.attr: c for c in self.fields}
         self.readable = tuple(c for c in self.fields if c.selectable)
-        self.field_list = ", ".join(c.field.wire for c in self.readable) or "Id"
+        self.own_fields = ", ".join(c.field.wire for c in self.readable) or "Id"
+        self.related = tuple(_related(obj, n, objects or {}) for n in obj.navigations if n.wire in obj.expand)
+        self.related_fields = ", ".join(name for related in self.related for name in related.fields)
+        self.field_list = ", ".join(filter(None, (self.own_fields, self.related_fields)))
         self.key = next((c for c in self.fields if c.field.key), None)
 
     def field(self, name: Any) -> _FieldCodec:
@@ -341,6 +374,8 @@ class _ObjectCodec:
                 nulls.append(attr)
             else:
                 values[attr] = codec.decode(raw)
+        for related in self.related:
+            values[related.navigation.attr] = related.decode(row)
         record = self.obj.model(**values)
         record._ib_set_meta(etag, frozenset(nulls))
         return record
@@ -369,6 +404,23 @@ class _ObjectCodec:
         if value is None or not str(value).strip():
             raise ValueError(f"{self.obj.name}: the key {self.key.field.wire!r} is missing")
         return str(value)
+
+
+def _related(
+    obj: ObjectDescriptor, navigation: NavigationDescriptor, objects: Mapping[str, ObjectDescriptor]
+) -> _Related:
+    _checked_name(navigation.wire, f"{obj.name}: relationship")
+    if navigation.many:
+        raise ConfigurationError(
+            f"{obj.name}: {navigation.wire} holds many records; Salesforce packages expand lookups only"
+        )
+    target = (
+        objects.get(navigation.target)
+        or next((o for o in objects.values() if o.name == navigation.target), None)
+        if navigation.target
+        else None
+    )
+    return _Related(navigation, _ObjectCodec(target) if target is not None else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,13 +577,14 @@ class _Core:
         self.origin = httpx.URL(self.root)
         self.headers = {"Accept": "application/json", **connection.headers, **connection.auth_headers()}
         self.params = dict(connection.params)
+        self.objects = service.objects
         self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
 
     def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
         entry = self._codecs.get(id(obj))
         if entry is not None and entry[0] is obj:
             return entry[1]
-        codec = _ObjectCodec(obj)
+        codec = _ObjectCodec(obj, self.objects)
         self._codecs[id(obj)] = (obj, codec)
         return codec
 
@@ -730,11 +783,22 @@ class _Core:
         return self._read(codec, codec.record_id(key), f"get {obj.name}")
 
     def _read(self, codec: _ObjectCodec, record_id: str, what: str) -> _Flow[Any]:
-        fields = quote(codec.field_list.replace(" ", ""), safe=",")
+        fields = quote(codec.own_fields.replace(" ", ""), safe=",")
         url = f"{self.sobject_url(codec, record_id)}?fields={fields}"
         response = yield self.call("GET", url, what)
         payload = self.payload(response, what)
-        return self.decoded(what, lambda: codec.decode(payload, response.headers.get("etag")))
+        etag = response.headers.get("etag")
+        if codec.related:
+            # The record's own resource answers its own fields (and the ETag); related records
+            # come from a query by Id.
+            soql = f"SELECT {codec.related_fields} FROM {codec.name} WHERE Id = {soql_string(record_id)}"  # noqa: S608 (escaped)
+            related = yield self.call("GET", self.query_url(soql), what)
+            rows = self.payload(related, what).get("records") or [{}]
+            payload = {
+                **payload,
+                **{r.navigation.wire: rows[0].get(r.navigation.wire) for r in codec.related},
+            }
+        return self.decoded(what, lambda: codec.decode(payload, etag))
 
     def create(
         self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None

@@ -470,7 +470,9 @@ class SalesforceFake:
             )
         types = self._fields(parsed.object)
         for name in parsed.fields or ():
-            if name not in types:
+            if "." in name:
+                self._relationship_field(parsed.object, name)
+            elif name not in types:
                 raise SoqlError("INVALID_FIELD", no_such_column(name, parsed.object))
         keep = matcher(parsed.where, types, parsed.object) if parsed.where is not None else None
         rows = [r for i, r in self.records[parsed.object].items() if i not in self._deleted[parsed.object]]
@@ -531,11 +533,44 @@ class SalesforceFake:
     ) -> Json:
         url = f"/services/data/v{version}/sobjects/{obj}/{record['Id']}"
         row: Json = {"attributes": {"type": obj, "url": url}}
+        related: dict[str, list[str]] = {}
         for name in names:
+            relationship, dot, field_name = name.partition(".")
+            if dot:
+                related.setdefault(relationship, []).append(field_name)
+                continue
             value = record.get(name)
             # queries answer base64 fields with where to fetch the blob, not the blob
             row[name] = f"{url}/{name}" if types[name]["type"] == "base64" and value is not None else value
+        for relationship, field_names in related.items():
+            lookup, target = self._relationship_field(obj, f"{relationship}.{field_names[0]}")
+            parent = self.records[target].get(record.get(lookup) or "")
+            visible = parent is not None and parent["Id"] not in self._deleted[target]
+            row[relationship] = (
+                self._project(version, target, parent, field_names, self._fields(target))
+                if visible and parent is not None
+                else None
+            )
         return row
+
+    def _relationship_field(self, obj: str, path: str) -> tuple[str, str]:
+        """(lookup field, target object) of ``Relationship.Field`` in a SELECT of ``obj``."""
+        relationship, _, name = path.partition(".")
+        lookup = next(
+            (f for f in self._fields(obj).values() if f.get("relationshipName") == relationship), None
+        )
+        if lookup is None or len(lookup.get("referenceTo") or ()) != 1 or "." in name:
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"Didn't understand relationship '{relationship}' in field path. If you are attempting to "
+                "use a custom relationship, be sure to append the '__r' after the custom relationship name.",
+            )
+        target = str(lookup["referenceTo"][0])
+        if target not in self._describes:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{target}' is not supported.")
+        if name not in self._fields(target):
+            raise SoqlError("INVALID_FIELD", no_such_column(name, target))
+        return str(lookup["name"]), target
 
     # --- records --------------------------------------------------------------------------------
 
