@@ -79,7 +79,9 @@ async def work(settings: Settings, *, concurrency: int, metrics_port: int | None
                     "Slack is not configured (set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and "
                     "SLACK_CLIENT_SECRET, as for ib serve): publish results go to this log, not to Slack"
                 )
-            publisher = Publisher(database, notifier=MeteredNotifier(notifier))
+            publisher = Publisher(
+                database, notifier=MeteredNotifier(notifier), base_url=settings.public_base_url
+            )
             if metrics_port is not None:
                 metrics_site = await _serve_metrics(database, settings.host, metrics_port)
             name = f"{socket.gethostname()}-{os.getpid()}"
