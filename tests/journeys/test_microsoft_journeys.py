@@ -44,7 +44,7 @@ from tests.journeys.test_connections_journey import (
 )
 from tests.journeys.test_signin_microsoft import come_back, sign_in
 from tests.journeys.test_wizard_happy_path import jobs_of
-from tests.journeys.wizard_user import WizardUser
+from tests.journeys.wizard_user import STEP_TIMEOUT_S, WizardUser
 from tests.peers.identity import IdentityServer
 from tests.slack import Driver, FakeSlack, wait_for
 
@@ -83,14 +83,16 @@ async def publish_signed_in(
     await user.choose_provider(provider)
     await user.wait_step("source")
     assert (await come_back(service, await sign_in(user, identity))).status_code == 200
-    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     await choose_source()
     await user.pick_objects(read_write=[table])
     await user.fill_settings(application_name=f"Journey {module}", module_name=module)
     review = await user.wait_step("review")
     await user.submit()
     await user.wait_step("publishing")
-    [queued] = await wait_for(lambda: jobs_of(service.database, review["private_metadata"]), what="the job")
+    [queued] = await wait_for(
+        lambda: jobs_of(service.database, review["private_metadata"]), STEP_TIMEOUT_S, what="the job"
+    )
     job = await service.publisher.wait(queued.id, timeout=120)
     assert (job.state, job.error) == ("published", None)
 

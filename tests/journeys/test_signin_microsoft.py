@@ -28,7 +28,7 @@ from tests.fixtures.microsoft import (
 )
 from tests.journeys.service import RunningService
 from tests.journeys.test_wizard_happy_path import database_files, jobs_of
-from tests.journeys.wizard_user import WizardUser
+from tests.journeys.wizard_user import STEP_TIMEOUT_S, WizardUser
 from tests.peers.identity import IdentityServer
 from tests.slack import Driver, FakeSlack, wait_for
 
@@ -72,6 +72,9 @@ async def sign_in(user: WizardUser, identity: IdentityServer) -> str:
 
 
 async def come_back(service: RunningService, location: str) -> httpx.Response:
+    """The browser comes back to the callback; a person signing in takes longer than the app
+    needs to note which modal the click came from (after its ack), so that is done first."""
+    await service.settled()
     parts = urlsplit(location)
     # the callback redeems the code: with a slow identity host that takes a while
     async with httpx.AsyncClient(timeout=30) as browser:
@@ -103,7 +106,7 @@ async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tabl
 
     page = await come_back(service, location)
     assert page.status_code == 200 and "Signed in with Microsoft" in page.text
-    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     assert "dana@contoso.example" in user.text and "IB Test" in user.text  # listed environments
     assert SIGN_IN not in str(user.view["blocks"])
 
@@ -115,7 +118,9 @@ async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tabl
     review = await user.wait_step("review")
     await user.submit()
     await user.wait_step("publishing")
-    [queued] = await wait_for(lambda: jobs_of(database, review["private_metadata"]), what="the publish job")
+    [queued] = await wait_for(
+        lambda: jobs_of(database, review["private_metadata"]), STEP_TIMEOUT_S, what="the publish job"
+    )
     job = await service.publisher.wait(queued.id, timeout=120)
     assert (job.state, job.error) == ("published", None)
     async with database.session() as session:
@@ -153,7 +158,7 @@ async def test_the_listed_environment_can_be_chosen_instead_of_typed(
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user, provider)
     assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
-    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     await user.give_source(environment=dataverse_app.url)
     await user.wait_step("objects")
     assert set(await user.search("objects_rw")) == {"accounts", "contacts"}
@@ -175,7 +180,11 @@ async def test_a_forged_state_and_denied_consent(
     location = await sign_in(user, dataverse_app.tenant.identity)
     page = await come_back(service, location)
     assert "consent was denied" in page.text
-    await wait_for(lambda: "consent was denied" in user.text, what="the denied consent on the source step")
+    await wait_for(
+        lambda: "consent was denied" in user.text,
+        STEP_TIMEOUT_S,
+        what="the denied consent on the source step",
+    )
     assert user.step == "source" and "Signed in as" not in user.text
     sign_in_url(user)  # a fresh button to try again
 
@@ -186,7 +195,7 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user)
     assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
-    await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     draft_id = user.view["private_metadata"]
     # The identity server no longer honours the kept refresh token.
     box = service.app[SECRET_BOX]
@@ -197,7 +206,11 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
                 row.code_verifier = box.encrypt_json({**kept, "refresh_token": "revoked-refresh-token"})
 
     await user.give_source(environment_url=dataverse_app.url)
-    await wait_for(lambda: user.step == "source" and "again" in user.text, what="the ask to sign in again")
+    await wait_for(
+        lambda: user.step == "source" and "again" in user.text,
+        STEP_TIMEOUT_S,
+        what="the ask to sign in again",
+    )
     assert "Sign in with Microsoft" in user.text
     assert (await service.draft(draft_id)).status == "open"
 
@@ -215,6 +228,6 @@ async def test_a_slow_identity_host_does_not_make_the_wizard_miss_slacks_ack_dea
         assert driver.failures == []
         page = await come_back(service, await sign_in(user, identity))
         assert page.status_code == 200 and "Signed in with Microsoft" in page.text
-        await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+        await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     finally:
         await asyncio.to_thread(identity.delay_discovery, 0)

@@ -11,7 +11,7 @@ from providers.microsoft import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TENANT_ENV
 from tests.fixtures.microsoft import SIGN_IN_CLIENT_ID, SIGN_IN_SECRET, TENANT, GraphSite
 from tests.journeys.service import RunningService
 from tests.journeys.test_signin_microsoft import SIGN_IN, come_back, sign_in
-from tests.journeys.wizard_user import WizardUser
+from tests.journeys.wizard_user import STEP_TIMEOUT_S, WizardUser
 from tests.slack import Driver, FakeSlack, SlackContractError, wait_for
 
 pytestmark = pytest.mark.peers
@@ -44,7 +44,9 @@ async def test_a_developer_signs_in_searches_the_site_and_gets_its_lists(
     location = await sign_in(user, graph_site.tenant.identity)
 
     assert (await come_back(service, location)).status_code == 200
-    await wait_for(lambda: "Search for the site" in user.text, what="the signed-in source step")
+    await wait_for(
+        lambda: "Search for the site" in user.text, STEP_TIMEOUT_S, what="the signed-in source step"
+    )
     assert await user.search("site", "Sales") == [graph_site.site.web_url]
     await user.give_source(site=graph_site.site.web_url)
     await user.wait_step("objects")
@@ -62,7 +64,7 @@ async def test_the_site_search_renews_the_sign_in_and_asks_to_sign_in_again_when
         user = WizardUser(driver, fake_slack)
         await start_sharepoint(user)
         assert (await come_back(service, await sign_in(user, identity))).status_code == 200
-        await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step")
+        await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
         draft_id = user.view["private_metadata"]
         await asyncio.to_thread(identity.clear_token_requests)
 
@@ -77,7 +79,9 @@ async def test_the_site_search_renews_the_sign_in_and_asks_to_sign_in_again_when
         with pytest.raises(SlackContractError, match="no result"):  # what Slack's client shows
             await user.search("site", "Sales")
         await wait_for(
-            lambda: "again" in user.text and SIGN_IN in str(user.view["blocks"]), what="a new sign-in"
+            lambda: "again" in user.text and SIGN_IN in str(user.view["blocks"]),
+            STEP_TIMEOUT_S,
+            what="a new sign-in",
         )
         assert user.step == "source" and "Signed in as" not in user.text
         assert "the sign-in has expired" in user.text
@@ -85,7 +89,9 @@ async def test_the_site_search_renews_the_sign_in_and_asks_to_sign_in_again_when
 
         # Signing in again continues the same draft.
         assert (await come_back(service, await sign_in(user, identity))).status_code == 200
-        await wait_for(lambda: "Signed in as" in user.text, what="the signed-in source step again")
+        await wait_for(
+            lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step again"
+        )
         assert user.view["private_metadata"] == draft_id
         assert await user.search("site", "Sales") == [site_url]
     finally:
