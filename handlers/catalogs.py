@@ -4,11 +4,17 @@ The objects step answers a ``block_suggestion`` per keystroke, within Slack's 3 
 a few milliseconds, so each cached catalog carries a lowercase search index built once. A restart,
 or another replica behind the load balancer, reads the catalog back from
 :class:`storage.CatalogCache`; concurrent misses for the same draft share one load.
+
+A draft's catalog is replaced when its metadata is read again, maybe on another replica, so each
+catalog has a digest (the sha256 of its stored form) that the draft records
+(:attr:`~handlers.wizard_state.CatalogSummary.digest`): a cached catalog whose digest is not the
+draft's is read again, never answered from.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -104,14 +110,16 @@ class DraftCatalog:
     owner_user_id: str
     team_id: str
     index: ObjectIndex
+    digest: str  # sha256 of the stored catalog: which reading of the draft's metadata this is
 
 
-def _encode(catalog: Catalog) -> bytes:
-    return json.dumps(catalog_to_dict(catalog), separators=(",", ":")).encode("utf-8")
+def _encode(catalog: Catalog) -> tuple[bytes, str]:
+    data = json.dumps(catalog_to_dict(catalog), separators=(",", ":")).encode("utf-8")
+    return data, hashlib.sha256(data).hexdigest()
 
 
-def _decode(data: bytes) -> Catalog:
-    return catalog_from_dict(json.loads(data))
+def _decode(data: bytes) -> tuple[Catalog, str]:
+    return catalog_from_dict(json.loads(data)), hashlib.sha256(data).hexdigest()
 
 
 class CatalogStore:
@@ -130,10 +138,12 @@ class CatalogStore:
             self._cached.move_to_end(draft_id)
         return found
 
-    async def get(self, draft_id: str) -> DraftCatalog | None:
-        """The draft's catalog, loaded from the database on a miss; None when there is none."""
+    async def get(self, draft_id: str, digest: str = "") -> DraftCatalog | None:
+        """The draft's catalog, loaded from the database on a miss or when the cached one is not
+        ``digest`` (the one the draft was given, maybe by another replica); None when there is none.
+        """
         found = self.cached(draft_id)
-        if found is not None:
+        if found is not None and (not digest or found.digest == digest):
             return found
         pending = self._loading.get(draft_id)
         if pending is not None:
@@ -158,21 +168,23 @@ class CatalogStore:
         if draft is None or data is None:
             return None
         # Decoding a large catalog (a few MB of JSON) takes a fraction of a second.
-        catalog = await asyncio.to_thread(_decode, data)
-        return self._remember(draft_id, draft.owner_user_id, draft.team_id, catalog)
+        catalog, digest = await asyncio.to_thread(_decode, data)
+        return self._remember(draft_id, draft.owner_user_id, draft.team_id, catalog, digest)
 
     async def put(self, draft_id: str, owner_user_id: str, team_id: str, catalog: Catalog) -> DraftCatalog:
         """Keep ``catalog`` for the draft, replacing what was there."""
-        data = await asyncio.to_thread(_encode, catalog)
+        data, digest = await asyncio.to_thread(_encode, catalog)
         async with self.units.writing() as session:
             await CatalogCache(session).put(draft_id, data)
-        return self._remember(draft_id, owner_user_id, team_id, catalog)
+        return self._remember(draft_id, owner_user_id, team_id, catalog, digest)
 
     def forget(self, draft_id: str) -> None:
         self._cached.pop(draft_id, None)
 
-    def _remember(self, draft_id: str, owner_user_id: str, team_id: str, catalog: Catalog) -> DraftCatalog:
-        entry = DraftCatalog(owner_user_id, team_id, ObjectIndex(catalog))
+    def _remember(
+        self, draft_id: str, owner_user_id: str, team_id: str, catalog: Catalog, digest: str
+    ) -> DraftCatalog:
+        entry = DraftCatalog(owner_user_id, team_id, ObjectIndex(catalog), digest)
         self._cached[draft_id] = entry
         self._cached.move_to_end(draft_id)
         while len(self._cached) > self.capacity:

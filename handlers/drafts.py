@@ -1,12 +1,20 @@
-"""Wizard drafts for listeners: read through a per-process copy, written behind the acks.
+"""Wizard drafts for listeners: written inside the ack where several processes share the
+database, behind it on the embedded single-process SQLite default.
 
-A step's submission is answered in the ack, within Slack's 3 s and ideally within milliseconds,
-but a database write costs several milliseconds of CPU and, on SQLite, waits for every other
-write. So a change is applied to this process's copy at once (the ack answers from it) and
-written right after, in order; changes made while a write is under way are folded into the next
-write. Every write names the version it was based on, so a copy made stale by another replica
-loses (:class:`~storage.StaleDraft`): the copy is dropped and the next request reads the draft
-again. A write lost with the process (a crash right after an ack) costs the user one step, which
+Shared database (PostgreSQL: any number of `ib serve` replicas behind a load balancer that does
+not pin users). The next step of a wizard may reach another replica a moment after this one's
+ack, so nothing of a draft is kept in process memory: every request reads the row, and a change
+is written, conditional on the version it was read at, before the ack answers. A change based on
+a version another request (on any replica) moved past is refused (:class:`~storage.StaleDraft`),
+and the caller answers with the draft as it is now: a double click, a Slack retry or an old view
+shows the current step, never an older one, on whichever replica it lands.
+
+Embedded SQLite (one `ib serve`, the only process that changes drafts). A write costs several
+milliseconds of CPU and waits for every other SQLite write, so a change is applied to this
+process's copy at once (the ack answers from it) and written right after, in order; changes made
+while a write is under way are folded into the next write. Every write still names the version it
+was based on, so a change made meanwhile by another process (the CLI, say) wins and the copy is
+dropped. A write lost with the process (a crash right after an ack) costs the user one step, which
 the wizard shows again.
 """
 
@@ -21,7 +29,7 @@ from typing import Any
 from handlers.tasks import BackgroundTasks
 from handlers.units import UnitsOfWork
 from handlers.wizard_state import WizardState
-from storage import Drafts, StaleDraft
+from storage import Drafts, NotFound, StaleDraft
 from storage.models import Draft, utcnow
 
 log = logging.getLogger(__name__)
@@ -70,16 +78,27 @@ class _Pending:
 
 
 class DraftStore:
-    def __init__(self, units: UnitsOfWork, tasks: BackgroundTasks, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self,
+        units: UnitsOfWork,
+        tasks: BackgroundTasks,
+        capacity: int = DEFAULT_CAPACITY,
+        *,
+        write_behind: bool | None = None,
+    ) -> None:
+        """``write_behind`` None: decided by the database, behind only where no other process
+        answers the same users (the embedded SQLite default); the ack must not run ahead of a
+        database that other replicas read."""
         self.units = units
         self.tasks = tasks
         self.capacity = capacity
+        self.write_behind = not units.shared if write_behind is None else write_behind
         self._copies: OrderedDict[str, DraftCopy] = OrderedDict()
         self._pending: dict[str, _Pending] = {}
 
     async def get(self, draft_id: str, *, fresh: bool = False) -> DraftCopy | None:
-        """The draft; ``fresh`` reads the database unless this process has a change not written yet
-        (which is newer than anything stored)."""
+        """The draft. On a shared database it is always read; on the embedded default ``fresh``
+        reads it unless this process has a change not written yet (newer than anything stored)."""
         if not draft_id:
             return None
         copy = self._copies.get(draft_id)
@@ -93,12 +112,27 @@ class DraftStore:
             return None
         return self._adopt(DraftCopy.of(draft))
 
-    def pending(self, draft_id: str) -> bool:
-        return draft_id in self._pending
+    async def change(
+        self, copy: DraftCopy, state: WizardState, *, status: str | None = None
+    ) -> DraftCopy | None:
+        """The draft changed to ``state`` (and ``status``); None, and nothing changed, when another
+        request changed ``copy`` first (a double click, a retry, another replica) or it is gone.
 
-    def change(self, copy: DraftCopy, state: WizardState, *, status: str | None = None) -> DraftCopy | None:
-        """Apply the change to this process's copy now and write it to the database right after;
-        None (and nothing changed) when another request changed ``copy`` first (a double click)."""
+        Written before this returns on a shared database; on the embedded default, applied to this
+        process's copy now and written right after."""
+        if not self.write_behind:
+            try:
+                async with self.units.writing() as session:
+                    saved = await Drafts(session).save(
+                        copy.id,
+                        expected_version=copy.version,
+                        step=state.step,
+                        state=state.to_dict(),
+                        status=status or copy.status,
+                    )
+            except (StaleDraft, NotFound):
+                return None
+            return DraftCopy.of(saved)
         current = self._copies.get(copy.id, copy)
         if current.revision != copy.revision:
             return None
@@ -147,7 +181,10 @@ class DraftStore:
 
     def _adopt(self, stored: DraftCopy) -> DraftCopy:
         """The copy to go on with after reading ``stored``: this process's own when it is as new
-        (or has changes not written yet), else ``stored`` as a new revision."""
+        (or has changes not written yet), else ``stored`` as a new revision; on a shared database
+        ``stored`` itself, kept nowhere."""
+        if not self.write_behind:
+            return stored
         kept = self._copies.get(stored.id)
         if kept is not None and (stored.id in self._pending or kept.version == stored.version):
             self._copies.move_to_end(stored.id)

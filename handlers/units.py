@@ -21,8 +21,14 @@ from storage import Database
 class UnitsOfWork:
     def __init__(self, database: Database) -> None:
         self.database = database
+        embedded = database.url.get_backend_name() == "sqlite"
+        # Whether other processes answer the same users on this database: PostgreSQL is how
+        # replicas are run (DESIGN.md section 7), a SQLite file is the single-process embedded
+        # default. On a shared database, what a process keeps in memory across requests must be
+        # checked against the database before anything is answered from it.
+        self.shared = not embedded
         # Only SQLite serialises writers; PostgreSQL runs them side by side.
-        self._turn = asyncio.Lock() if database.url.get_backend_name() == "sqlite" else None
+        self._turn = asyncio.Lock() if embedded else None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

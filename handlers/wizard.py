@@ -2,11 +2,11 @@
 submission, Back/Change, Resume/Start over, and the object search.
 
 One modal, updated in place; its views carry only the draft id (``private_metadata``) and the
-step they show (``callback_id``). Everything else is in the draft (:mod:`handlers.drafts`: this
-process's copy, written behind the ack with the version it was based on), so a retried or
-double-clicked submission finds the draft moved on and answers with the view the draft is at
-instead of doing the step twice. Acks answer within milliseconds; fetching metadata and every
-Slack call run afterwards in :class:`~handlers.tasks.BackgroundTasks`.
+step they show (``callback_id``). Everything else is in the draft (:mod:`handlers.drafts`: written
+with the version it was based on, inside the ack where replicas share the database), so a retried
+or double-clicked submission, on this replica or another, finds the draft moved on and answers
+with the view the draft is at instead of doing the step twice. Acks answer within milliseconds;
+fetching metadata and every Slack call run afterwards in :class:`~handlers.tasks.BackgroundTasks`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from generator.errors import GenerationError
 from generator.publisher import PublishRefused
 from generator.spec import IntegrationSpec
-from handlers.catalogs import writable
+from handlers.catalogs import DraftCatalog, writable
 from handlers.customize import CustomizeError
 from handlers.drafts import DraftCopy
 from handlers.services import CommandRequest, Services
@@ -137,18 +137,23 @@ class Wizard:
             return provider_step(draft.id, state, all_providers())
         if state.step == "source":
             return await self._source_view(draft, state)
-        entry = await self.services.catalogs.get(draft.id)
+        entry = await self._catalog(draft)
         if entry is None:
             # The cached catalog went away (it never should): ask for the metadata again.
             state.step = "source"
             state.source.error = "The metadata is no longer loaded. Give it again."
-            self.drafts.change(draft, state)
+            await self.drafts.change(draft, state)
             return await self._source_view(draft, state)
         if state.step == "objects":
             return objects_step(draft.id, state, entry.index.labels(state.selected_objects))
         if state.step == "settings":
             return settings_step(draft.id, state)
         return review_step(draft.id, state, provider.title)
+
+    async def _catalog(self, draft: DraftCopy) -> DraftCatalog | None:
+        """The catalog the draft was given, not an older one cached here (see handlers/catalogs.py)."""
+        catalog = draft.state.get("catalog") or {}
+        return await self.services.catalogs.get(draft.id, str(catalog.get("digest", "")))
 
     async def _source_view(self, draft: DraftCopy, state: WizardState) -> dict[str, Any]:
         provider = implemented_provider(state)
@@ -177,7 +182,7 @@ class Wizard:
         if result.problem or draft.state.get("source", {}).get("error"):
             state = WizardState.from_dict(draft.state)
             state.source.error = result.problem
-            draft = self.drafts.change(draft, state) or draft
+            draft = await self.drafts.change(draft, state) or draft
         if result.view_id:
             await self._update(client, result.view_id, await self.view_of(draft))
 
@@ -197,8 +202,9 @@ class Wizard:
             log.log(level, "views.update of the wizard failed: %s", code)
 
     async def _at(self, draft_id: str, step: str) -> DraftCopy | None:
-        """The draft, read again if this process's copy is not at ``step`` (another replica may
-        have moved it on)."""
+        """The draft, read again if this process's copy is not at ``step`` (another window, or the
+        process's own write of a double click, may have moved it on); on a shared database every
+        :meth:`DraftStore.get` reads it anyway."""
         draft = await self.drafts.get(draft_id)
         if draft is not None and (draft.status != "open" or draft.step != step):
             draft = await self.drafts.get(draft_id, fresh=True)
@@ -242,7 +248,7 @@ class Wizard:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        changed = self.drafts.change(draft, state)
+        changed = await self.drafts.change(draft, state)
         if changed is None:  # a double click: the other request moved the draft on
             await ack(response_action="update", view=await self._current_view(draft.id))
             return
@@ -279,7 +285,7 @@ class Wizard:
             await self._after_step(ack, draft, state, None)
             return
         # What was typed (no password) is kept, to be shown again if loading fails.
-        if self.drafts.change(draft, state) is None:  # a double click: the other request loads it
+        if await self.drafts.change(draft, state) is None:  # a double click: the other request loads it
             await ack(response_action="update", view=await self._current_view(draft.id))
             return
         await ack(response_action="update", view=loading_view(draft.id, "Reading the metadata…"))
@@ -304,7 +310,7 @@ class Wizard:
             catalog = await read_catalog(
                 provider, load, bot_token=client.token or "", max_bytes=self.services.metadata_max_bytes
             )
-            await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
+            kept = await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
         except ProviderError as error:
             problem = _sentence(str(error))
         except Exception:
@@ -318,15 +324,15 @@ class Wizard:
         if problem:
             state.source.error = problem
         else:
-            loaded(state, load, catalog)
-        changed = self.drafts.change(draft, state)
+            loaded(state, load, catalog, kept.digest)
+        changed = await self.drafts.change(draft, state)
         if changed is not None:
             await self._update(client, view_id, await self.view_of(changed))
 
     async def _submit_objects(
         self, ack: AsyncAck, draft: DraftCopy, state: WizardState, values: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        entry = await self.services.catalogs.get(draft.id)
+        entry = await self._catalog(draft)
         if entry is None:
             await ack(response_action="update", view=await self.view_of(draft))
             return
@@ -341,7 +347,7 @@ class Wizard:
     ) -> None:
         errors = submit_settings(state, values)
         if not errors:
-            entry = await self.services.catalogs.get(draft.id)
+            entry = await self._catalog(draft)
             if entry is None:
                 await ack(response_action="update", view=await self.view_of(draft))
                 return
@@ -367,7 +373,7 @@ class Wizard:
         state: WizardState,
         shown: Mapping[str, Any],
     ) -> None:
-        entry = await self.services.catalogs.get(draft.id)
+        entry = await self._catalog(draft)
         provider = implemented_provider(state)
         if entry is None or provider is None:
             await ack(response_action="update", view=await self.view_of(draft))
@@ -414,7 +420,7 @@ class Wizard:
             log.exception("queueing the publish of draft %s failed", draft.id)
             problem = "Publishing could not start because of an internal error. Try again in a moment."
         else:
-            self.drafts.change(draft, state, status="published")
+            await self.drafts.change(draft, state, status="published")
             log.info("draft %s queued as publish job %s (%s)", draft.id, job.id, spec.module_name)
             return
         provider = implemented_provider(state)
@@ -438,7 +444,7 @@ class Wizard:
             values = shown.get("state", {}).get("values", {})
             keep_typed(step, state, values, provider.source_fields() if provider else ())
             state.step = back_target(step, requested, state)
-            changed = self.drafts.change(draft, state)
+            changed = await self.drafts.change(draft, state)
             if changed is None:
                 return  # a double click: the first click moves the modal
             draft = changed
@@ -477,9 +483,10 @@ class Wizard:
     # Object search (block_suggestion, answered in the ack)
 
     async def suggest(self, ack: AsyncAck, body: Mapping[str, Any], context: AsyncBoltContext) -> None:
-        draft_id = str(body.get("view", {}).get("private_metadata", ""))
-        catalogs = self.services.catalogs
-        entry = catalogs.cached(draft_id) or (await catalogs.get(draft_id) if draft_id else None)
+        # On the embedded default the draft and its catalog are in memory; replicas read the draft
+        # (one row) to know which catalog it has now.
+        draft = await self.drafts.get(str(body.get("view", {}).get("private_metadata", "")))
+        entry = await self._catalog(draft) if draft is not None else None
         if entry is None or (entry.owner_user_id, entry.team_id) != (context.user_id, context.team_id):
             await ack(options=[])
             return

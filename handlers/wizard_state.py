@@ -43,6 +43,7 @@ class CatalogSummary:
     object_count: int = 0
     sha256: str = ""
     protocol: str = ""  # e.g. "OData 2.0"
+    digest: str = ""  # of the parsed catalog kept for the draft (handlers/catalogs.py)
 
 
 @dataclass(slots=True)

@@ -265,8 +265,9 @@ def _from_slack(url: str, slack_api_url: str) -> bool:
     )
 
 
-def loaded(state: WizardState, load: SourceLoad, catalog: Catalog) -> None:
-    """The metadata of ``load`` was read: remember where from, and go on to the objects."""
+def loaded(state: WizardState, load: SourceLoad, catalog: Catalog, digest: str) -> None:
+    """The metadata of ``load`` was read (``catalog``, kept with ``digest``): remember where from,
+    and go on to the objects."""
     source = state.source
     source.kind = load.source.kind
     source.options = dict(load.source.options)
@@ -277,7 +278,7 @@ def loaded(state: WizardState, load: SourceLoad, catalog: Catalog) -> None:
         source.url = source.user = ""
     if source.kind != "text":
         source.text = ""
-    state.catalog = summary_of(catalog)
+    state.catalog = replace(summary_of(catalog), digest=digest)
     known = set(catalog.object_names())
     state.read_write = [name for name in state.read_write if name in known]
     state.read_only = [name for name in state.read_only if name in known]
