@@ -238,10 +238,15 @@ class SignIns:
         found = await self._signed_in_row(draft_id)
         return found[1] if found is not None else None
 
+    async def _end_sign_in(self, draft_id: str) -> None:
+        """Forget the draft's sign-in (its refresh token is dead): the source step offers a new one,
+        the draft stays as it was."""
+        async with self.services.units.writing() as session:
+            await session.execute(delete(OAuthState).where(OAuthState.draft_id == draft_id))
+
     async def _design_token(self, draft_id: str, state_value: str, kept: Mapping[str, Any]) -> str:
         """The kept access token, renewed with the refresh token once it (nearly) expired (Microsoft
-        tokens last about an hour, the sign-in 12). A refused renewal ends the sign-in and raises
-        SignInError: the source step then offers a new one, the draft stays as it was."""
+        tokens last about an hour, the sign-in 12). SignInError when the renewal is refused."""
         if float(kept.get("expires_at") or 0) > time.time() + TOKEN_MARGIN_S:
             return str(kept["access_token"])
         box, client = self._box, microsoft.SignInClient.from_env()
@@ -254,9 +259,8 @@ class SignIns:
                 _design_scopes(str(kept.get("wizard_provider") or ""), ""),
                 tenant=str(kept.get("tenant_id") or "") or None,
             )
-        except microsoft.SignInError:
-            async with self.services.units.writing() as session:
-                await session.execute(delete(OAuthState).where(OAuthState.draft_id == draft_id))
+        except microsoft.SignInExpired:
+            await self._end_sign_in(draft_id)
             raise
         async with self.services.units.writing() as session:
             row = await session.get(OAuthState, state_value)
@@ -295,12 +299,16 @@ class SignIns:
         client = microsoft.SignInClient.from_env()
         if kept is None or client is None:
             raise SourceError("sign in with Microsoft first: reading the environment's tables needs it")
-        tokens = await microsoft.refresh_sign_in(
-            client,
-            str(kept["refresh_token"]),
-            _design_scopes(provider_key, load.source.location),
-            tenant=str(kept.get("tenant_id") or "") or None,
-        )
+        try:
+            tokens = await microsoft.refresh_sign_in(
+                client,
+                str(kept["refresh_token"]),
+                _design_scopes(provider_key, load.source.location),
+                tenant=str(kept.get("tenant_id") or "") or None,
+            )
+        except microsoft.SignInExpired:
+            await self._end_sign_in(draft.id)
+            raise
         return replace(load, source=replace(load.source, password=tokens.access_token))
 
 
