@@ -110,6 +110,10 @@ class SignInError(ProviderError):
     or refresh token the identity platform did not accept. The wizard asks to sign in again."""
 
 
+class SignInExpired(SignInError):
+    """The sign-in's refresh token expired or was revoked: only a new sign-in helps."""
+
+
 # --------------------------------------------------------------------------------------------
 # Authorities
 # --------------------------------------------------------------------------------------------
@@ -567,7 +571,8 @@ async def refresh_sign_in(
     tenant: str | None = None,
 ) -> MicrosoftTokens:
     """An access token for ``scopes`` (any resource the user may use) from a sign-in's refresh
-    token, in the user's ``tenant``. SignInError when the refresh token expired or was revoked."""
+    token, in the user's ``tenant``. SignInExpired when the refresh token expired or was revoked,
+    SignInError for other refusals."""
 
     def refresh() -> dict[str, Any]:
         application = client.application(http, tenant)
@@ -580,7 +585,9 @@ async def refresh_sign_in(
     result = await _in_thread(refresh)
     if "access_token" not in result:
         problem = login_error(result, "Microsoft refused to renew the sign-in")
-        raise SignInError(f"{problem}: press Sign in with Microsoft again")
+        # other refusals (consent missing for this resource, an unknown one) keep the sign-in useful
+        refused = SignInExpired if _SIGN_IN_AGAIN.intersection(problem.codes) else SignInError
+        raise refused(f"{problem}: press Sign in with Microsoft again")
     return _tokens(result, refresh_token)
 
 

@@ -197,13 +197,8 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
     assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
     await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     draft_id = user.view["private_metadata"]
-    # The identity server no longer honours the kept refresh token.
-    box = service.app[SECRET_BOX]
-    async with service.database.session() as session:
-        for row in await session.scalars(select(OAuthState)):
-            kept = box.decrypt_json(row.code_verifier)
-            if kept.get("refresh_token"):
-                row.code_verifier = box.encrypt_json({**kept, "refresh_token": "revoked-refresh-token"})
+    # The identity server no longer honours the kept refresh token (revoked, or 90 days old).
+    await asyncio.to_thread(dataverse_app.tenant.identity.revoke_refresh_tokens)
 
     await user.give_source(environment_url=dataverse_app.url)
     await wait_for(
@@ -211,8 +206,18 @@ async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_draft(
         STEP_TIMEOUT_S,
         what="the ask to sign in again",
     )
-    assert "Sign in with Microsoft" in user.text
+    assert "the sign-in has expired" in user.text and "Signed in as" not in user.text
+    sign_in_url(user)  # a fresh button, not only the advice to press one
     assert (await service.draft(draft_id)).status == "open"
+
+    # Signed in again, the same draft goes on.
+    assert (await come_back(service, await sign_in(user, dataverse_app.tenant.identity))).status_code == 200
+    await wait_for(
+        lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step again"
+    )
+    assert user.view["private_metadata"] == draft_id
+    await user.give_source(environment_url=dataverse_app.url)
+    await user.wait_step("objects")
 
 
 async def test_a_slow_identity_host_does_not_make_the_wizard_miss_slacks_ack_deadline(
