@@ -13,16 +13,19 @@ import pytest
 from providers.base import ConnectionValueError, ProviderError
 from providers.certificates import PRIVATE_KEY_FIELD, generate_certificate
 from providers.microsoft import (
+    AUTHORITY_HOST_ENV,
     AppCredential,
     MicrosoftLoginError,
+    SignInClient,
     SignInError,
+    SignInExpired,
     acquire_app_token,
     authority_host,
     complete_sign_in,
     refresh_sign_in,
     start_sign_in,
 )
-from tests.fixtures.microsoft import REDIRECT_URI, MicrosoftTenant
+from tests.fixtures.microsoft import REDIRECT_URI, SIGN_IN_CLIENT_ID, TENANT, MicrosoftTenant
 
 pytestmark = pytest.mark.peers
 RESOURCE = "https://contoso.crm.example"
@@ -168,13 +171,33 @@ def test_a_revoked_sign_in_asks_to_sign_in_again(microsoft_tenant: MicrosoftTena
         )
     )
     assert tokens.refresh_token is not None
+    scopes = [f"{RESOURCE}/user_impersonation"]
+    # a refusal for another reason (here the service's own secret) leaves the sign-in usable
+    wrong_secret = SignInClient(SIGN_IN_CLIENT_ID, "not-the-secret", TENANT)
+    with pytest.raises(SignInError, match="client secret is wrong") as refused:
+        asyncio.run(refresh_sign_in(wrong_secret, tokens.refresh_token, scopes, microsoft_tenant.http))
+    assert not isinstance(refused.value, SignInExpired)
+
     microsoft_tenant.identity.revoke_refresh_tokens()
-    with pytest.raises(SignInError, match="press Sign in with Microsoft again"):
-        asyncio.run(
-            refresh_sign_in(
-                client, tokens.refresh_token, [f"{RESOURCE}/user_impersonation"], microsoft_tenant.http
-            )
-        )
+    with pytest.raises(SignInExpired, match="press Sign in with Microsoft again"):
+        asyncio.run(refresh_sign_in(client, tokens.refresh_token, scopes, microsoft_tenant.http))
+
+
+def test_starting_a_sign_in_asks_nothing_of_the_identity_host(
+    microsoft_tenant: MicrosoftTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs while Slack waits for an ack: even an identity host that does not answer at all
+    (nothing listens on port 9) does not hold it up."""
+    monkeypatch.setenv(AUTHORITY_HOST_ENV, "https://127.0.0.1:9")
+    client = microsoft_tenant.sign_in_client
+    request = asyncio.run(start_sign_in(client, REDIRECT_URI, [DISCOVERY_SCOPE], microsoft_tenant.http))
+    url = urlsplit(request.url)
+    query = dict(parse_qsl(url.query))
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"https://127.0.0.1:9/{TENANT}/oauth2/v2.0/authorize"
+    assert query["client_id"] == SIGN_IN_CLIENT_ID and query["redirect_uri"] == REDIRECT_URI
+    assert query["state"] == request.state and query["code_challenge_method"] == "S256"
+    assert query["response_mode"] == "query" and query["nonce"]
+    assert set(query["scope"].split()) == {DISCOVERY_SCOPE, "openid", "profile", "offline_access"}
 
 
 @pytest.mark.parametrize(
