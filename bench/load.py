@@ -2,31 +2,32 @@
 embedded default, in the same run on the same machine.
 
 - scaled out: 2 `ib serve` replicas and 2 `ib worker` processes on one throwaway PostgreSQL
-  database (``--postgres``); each user's requests alternate between the replicas, as behind a load
-  balancer that does not pin sessions.
+  database (``--postgres``); each request goes to the next replica in turn, as behind a load
+  balancer that does not pin users (a user's consecutive requests land on different replicas).
 - embedded: 1 `ib serve` on its SQLite file, running the jobs in-process.
 
-This process plays Slack (the fake Web API of tests/slack and signed requests). Each user: `/ib
-new` -> provider -> uploads GWSAMPLE_BASIC.edmx -> picks two objects (with searches) -> settings ->
-review -> Publish, all users at once. Then it waits until every job ended and checks: no errors
-(every ack 200 within Slack's 3 s), no lost publish (one published version per user) and no
-duplicate (one job and one version per user). Prints ack p50/p99 per kind and publishes per
-second; exits 1 if a check fails or the scaled-out ack p99 is over 150 ms.
+This process plays Slack (the fake Web API of tests/slack and signed requests). Each user, the
+developer role in dev granted: `/ib new` -> provider -> uploads GWSAMPLE_BASIC.edmx -> picks two
+objects (with searches) -> settings -> review -> Publish; users start ``--ramp`` seconds apart in
+all (0: all at once). Then it waits until every job ended (or nothing moved for STALL_S) and
+checks: no errors (every ack 200 within Slack's 3 s, every journey at the publishing view), no
+lost publish (one published job, one version and one final DM per user) and no duplicate. Prints
+ack p50/p99 per kind, publishes per second (over the publish phase: first job queued to last job
+finished) and the load average; exits 1 if a check fails or the scaled-out ack p99 is over 150 ms.
 
-    .venv/bin/python bench/load.py [--users 200] [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
+    .venv/bin/python bench/load.py [--users 200] [--ramp 20]
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import contextlib
 import os
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,35 +36,20 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from storage import Database, generate_key  # noqa: E402
+from storage import Database  # noqa: E402
 from storage.models import IntegrationVersion, PublishJob  # noqa: E402
-from tests.bot.test_serve import Served  # noqa: E402
 from tests.fixtures.corpora import corpus_file  # noqa: E402
 from tests.fixtures.db import throwaway_postgres_database  # noqa: E402
+from tests.journeys.publishing import state_of  # noqa: E402
 from tests.journeys.wizard_user import WizardUser  # noqa: E402
-from tests.scale.deployment import start_replica, start_worker  # noqa: E402
-from tests.slack import Driver, FakeSlack  # noqa: E402
+from tests.scale.balancer import Replicated, replicated  # noqa: E402
+from tests.slack import FakeSlack, SlackUser, wait_for  # noqa: E402
 
 P99_BUDGET_MS = 150.0
-PUBLISH_LIMIT_S = 1800.0  # failure detection only
-JOURNEY_LIMIT_S = 600.0  # failure detection only: a stuck journey counts as an error
+JOURNEY_LIMIT_S = 300.0  # failure detection only: a stuck journey counts as an error
+STALL_S = 60.0  # failure detection only: no job moved for this long
+DM_GRACE_S = 30.0  # the final DM follows the job's final state
 EDMX = corpus_file("sap-v2/GWSAMPLE_BASIC.edmx").read_bytes()
-
-
-class RoundRobinDriver(Driver):
-    """Slack delivering each request to the next replica in turn."""
-
-    def __init__(self, app_urls: Sequence[str], signing_secret: str, fake: FakeSlack) -> None:
-        super().__init__(app_urls[0], signing_secret, fake)
-        self._urls = itertools.cycle([url.rstrip("/") + "/slack/events" for url in app_urls])
-
-    @property
-    def url(self) -> str:
-        return next(self._urls)
-
-    @url.setter
-    def url(self, value: str) -> None:
-        """Driver's constructor sets one URL; the rotation replaces it."""
 
 
 @dataclass
@@ -75,13 +61,19 @@ class Figures:
     published: int = 0
     jobs: int = 0
     versions: int = 0
-    seconds: float = 0.0
+    final_dms: int = 0
+    seconds: float = 0.0  # first `/ib new` to last job finished
+    publish_seconds: float = 0.0  # first job queued to last job finished
 
     def p(self, kind: str | None, quantile: float) -> float:
         values = sorted(latency for k, latency in self.latencies if kind is None or k == kind)
         if not values:
             return 0.0
         return 1000 * values[min(len(values) - 1, int(quantile * len(values)))]
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.publish_seconds if self.publish_seconds else 0.0
 
     def report(self) -> None:
         print(f"\n{self.name}: {self.users} users, {len(self.latencies)} Slack requests")
@@ -91,18 +83,19 @@ class Figures:
                 f"  {kind:18} n={count:5}  p50 {self.p(kind, 0.5):7.1f} ms  p99 {self.p(kind, 0.99):7.1f} ms"
             )
         print(f"  {'all':18}              p50 {self.p(None, 0.5):7.1f} ms  p99 {self.p(None, 0.99):7.1f} ms")
-        rate = self.published / self.seconds if self.seconds else 0.0
         print(
-            f"  published {self.published}/{self.users} (jobs {self.jobs}, versions {self.versions}) in "
-            f"{self.seconds:.1f} s: {rate:.2f} publishes/s; errors: {len(self.errors)}"
+            f"  published {self.published}/{self.users} (jobs {self.jobs}, versions {self.versions}, "
+            f"final DMs {self.final_dms}); publish phase {self.publish_seconds:.1f} s: "
+            f"{self.rate:.2f} publishes/s; whole run {self.seconds:.1f} s; errors: {len(self.errors)}"
         )
         for error in self.errors[:10]:
             print(f"    {error}")
 
 
-async def journey(driver: Driver, fake: FakeSlack, index: int) -> None:
-    member = fake.workspace.add_user(f"load{index}")
-    user = WizardUser(driver, fake, member)
+async def journey(running: Replicated, member: SlackUser, index: int, delay: float) -> None:
+    await asyncio.sleep(delay)
+    fake = running.fake
+    user = WizardUser(running.driver, fake, member)
     upload = fake.workspace.add_user_file(member.id, "GWSAMPLE_BASIC.edmx", EDMX, "application/xml")
     await user.start()
     await user.choose_provider("sap-odata")
@@ -114,74 +107,92 @@ async def journey(driver: Driver, fake: FakeSlack, index: int) -> None:
     await user.wait_step("publishing")
 
 
-async def count(database: Database) -> tuple[int, int, int]:
+async def counts(database: Database) -> tuple[int, int, int, int]:
+    """Jobs, ended jobs, published jobs, versions."""
     async with database.session() as session:
-        jobs = await session.scalar(select(func.count()).select_from(PublishJob))
-        ended = await session.scalar(
-            select(func.count()).select_from(PublishJob).where(PublishJob.state.in_(("published", "failed")))
+        jobs = select(func.count()).select_from(PublishJob)
+        found = (
+            await session.scalar(jobs),
+            await session.scalar(jobs.where(PublishJob.state.in_(("published", "failed")))),
+            await session.scalar(jobs.where(PublishJob.state == "published")),
+            await session.scalar(select(func.count()).select_from(IntegrationVersion)),
         )
-        versions = await session.scalar(select(func.count()).select_from(IntegrationVersion))
-    return int(jobs or 0), int(ended or 0), int(versions or 0)
+    return tuple(int(value or 0) for value in found)  # type: ignore[return-value]
 
 
-async def run(name: str, database_url: str, users: int, replicas: int, workers: int, folder: Path) -> Figures:
+async def publish_seconds(database: Database) -> float:
+    async with database.session() as session:
+        first, last = (
+            await session.execute(select(func.min(PublishJob.created_at), func.max(PublishJob.finished_at)))
+        ).one()
+    return (last - first).total_seconds() if first and last else 0.0
+
+
+def final_dms(fake: FakeSlack, user_ids: list[str]) -> dict[str, int]:
+    """Per user, how many of their DMs show a finished publish."""
+    return {
+        user_id: sum(1 for m in fake.messages_for(user_id) if state_of(m.text) in ("published", "failed"))
+        for user_id in user_ids
+    }
+
+
+async def settle(figures: Figures, database: Database, expected: int) -> None:
+    """Until ``expected`` jobs exist and all ended; an error when nothing moves for STALL_S."""
+    last: tuple[int, int, int, int] | None = None
+    moved = time.monotonic()
+    while True:
+        now = await counts(database)
+        jobs, ended, _, _ = now
+        if jobs >= expected and ended == jobs:
+            return
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > STALL_S:
+            figures.errors.append(f"stalled: {jobs} jobs, {ended} ended, nothing moved for {STALL_S:.0f} s")
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run(
+    name: str, database_url: str, users: int, replicas: int, workers: int, ramp: float, folder: Path
+) -> Figures:
     figures = Figures(name, users)
-    secret = secrets.token_hex(16)
-    async with FakeSlack() as fake:
-        env = {
-            "IB_DATABASE_URL": database_url,
-            "IB_SECRET_KEYS": generate_key(),
-            "IB_ALLOW_PRIVATE_URLS": "1",
-            "IB_LOG_LEVEL": "WARNING",
-            "SLACK_SIGNING_SECRET": secret,
-            "SLACK_BOT_TOKEN": fake.bot_token,
-            "IB_SLACK_API_URL": fake.api_url,
-        }
-        processes: list[Served] = []
-        database = Database(database_url)
-        try:
-            # The first replica migrates; the rest start against the migrated database.
-            processes.append(await asyncio.to_thread(start_replica, folder, "serve-0", env))
-            for number in range(1, replicas):
-                processes.append(await asyncio.to_thread(start_replica, folder, f"serve-{number}", env))
-            for number in range(workers):
-                processes.append(await asyncio.to_thread(start_worker, folder, f"worker-{number}", env))
-            urls = [process.base_url for process in processes[:replicas]]
-            async with RoundRobinDriver(urls, secret, fake) as driver:
-                started = time.perf_counter()
-                outcomes = await asyncio.gather(
-                    *(
-                        asyncio.wait_for(journey(driver, fake, index), JOURNEY_LIMIT_S)
-                        for index in range(users)
-                    ),
-                    return_exceptions=True,
-                )
-                figures.errors += [
-                    f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)
-                ]
-                deadline = time.monotonic() + PUBLISH_LIMIT_S
-                while time.monotonic() < deadline:
-                    jobs, ended, _ = await count(database)
-                    if jobs >= users - len(figures.errors) and ended == jobs:
-                        break
-                    await asyncio.sleep(0.2)
-                figures.seconds = time.perf_counter() - started
-                figures.latencies = list(driver.latencies)
-                figures.errors += driver.failures
-                driver.failures.clear()
-            figures.jobs, _, figures.versions = await count(database)
-            async with database.session() as session:
-                figures.published = int(
-                    await session.scalar(
-                        select(func.count()).select_from(PublishJob).where(PublishJob.state == "published")
-                    )
-                    or 0
-                )
-        finally:
-            for process in processes:
-                await asyncio.to_thread(process.stop)
-            await database.dispose()
-    if figures.published != users or figures.jobs != users or figures.versions != users:
+    async with replicated(
+        folder, database_url, replicas=replicas, workers=workers, log_level="WARNING"
+    ) as running:
+        members = [running.fake.workspace.add_user(f"load{index}") for index in range(users)]
+        user_ids = [member.id for member in members]
+        await running.grant_developer(*user_ids)
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(
+                asyncio.wait_for(journey(running, member, index, ramp * index / users), JOURNEY_LIMIT_S)
+                for index, member in enumerate(members)
+            ),
+            return_exceptions=True,
+        )
+        figures.errors += [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+        await settle(figures, running.database, users)
+        figures.seconds = time.perf_counter() - started
+        figures.jobs, _, figures.published, figures.versions = await counts(running.database)
+        figures.publish_seconds = await publish_seconds(running.database)
+        with contextlib.suppress(AssertionError):  # counted below
+            await wait_for(
+                lambda: sum(final_dms(running.fake, user_ids).values()) >= figures.jobs,
+                DM_GRACE_S,
+                interval=0.5,
+            )
+        dms = final_dms(running.fake, user_ids)
+        figures.final_dms = sum(dms.values())
+        figures.errors += [f"{user_id} got {count} final DMs" for user_id, count in dms.items() if count != 1]
+        driver = running.driver
+        figures.latencies = list(driver.latencies)
+        figures.errors += driver.failures
+        driver.failures.clear()  # reported here, not raised when the driver closes
+        for process, log in running.logs().items():
+            if "Traceback" in log:
+                figures.errors.append(f"{process} logged a traceback")
+    if (figures.published, figures.jobs, figures.versions) != (users, users, users):
         figures.errors.append(
             f"expected {users} published jobs and versions: {figures.published} published, "
             f"{figures.jobs} jobs, {figures.versions} versions"
@@ -189,9 +200,15 @@ async def run(name: str, database_url: str, users: int, replicas: int, workers: 
     return figures
 
 
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--ramp", type=float, default=20.0, help="seconds over which users start")
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -199,25 +216,35 @@ async def main() -> int:
         ),
     )
     args = parser.parse_args()
-    results: list[Figures] = []
+    print(f"{args.users} users starting over {args.ramp:.0f} s; before: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         async with throwaway_postgres_database(args.postgres) as url:
             scaled = Path(folder) / "scaled"
             scaled.mkdir()
-            results.append(await run("2 replicas + 2 workers, PostgreSQL", url, args.users, 2, 2, scaled))
-            results[-1].report()
+            scaled_out = await run(
+                "2 replicas + 2 workers, PostgreSQL", url, args.users, 2, 2, args.ramp, scaled
+            )
+        scaled_out.report()
+        print(f"  after: {load_average()}", flush=True)
         embedded = Path(folder) / "embedded"
         embedded.mkdir()
         sqlite_url = f"sqlite+aiosqlite:///{embedded / 'ib.db'}"
-        results.append(await run("embedded (1 ib serve, SQLite)", sqlite_url, args.users, 1, 0, embedded))
-        results[-1].report()
-    scaled_out, embedded_default = results
-    if embedded_default.seconds and scaled_out.seconds:
-        ratio = (scaled_out.published / scaled_out.seconds) / max(
-            embedded_default.published / embedded_default.seconds, 1e-9
+        embedded_default = await run(
+            "embedded (1 ib serve, SQLite)", sqlite_url, args.users, 1, 0, args.ramp, embedded
         )
-        print(f"\nthroughput scaled out / embedded: {ratio:.2f}x")
-    failed = any(figures.errors for figures in results) or scaled_out.p(None, 0.99) > P99_BUDGET_MS
+        embedded_default.report()
+        print(f"  after: {load_average()}")
+    print(f"\n{'':36} {'ack p99':>9} {'publishes/s':>12} {'errors':>7}")
+    for figures in (scaled_out, embedded_default):
+        print(
+            f"{figures.name:36} {figures.p(None, 0.99):7.1f}ms {figures.rate:12.2f} {len(figures.errors):7}"
+        )
+    if embedded_default.rate:
+        print(f"publish throughput, scaled out / embedded: {scaled_out.rate / embedded_default.rate:.2f}x")
+    over = scaled_out.p(None, 0.99) > P99_BUDGET_MS
+    if over:
+        print(f"scaled-out ack p99 is over the {P99_BUDGET_MS:.0f} ms budget")
+    failed = bool(scaled_out.errors or embedded_default.errors) or over
     print("FAIL" if failed else "OK")
     return 1 if failed else 0
 

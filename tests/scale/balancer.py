@@ -102,7 +102,8 @@ async def replicated(
             for number in range(workers):
                 started.append(await asyncio.to_thread(start_worker, folder, f"worker-{number}", env))
             urls = [process.base_url for process in started[:replicas]]
-            async with BalancedDriver(urls, secret, fake) as driver:
+            driver = BalancedDriver(urls, secret, fake)
+            async with driver:
                 yield Replicated(fake, driver, started[:replicas], started[replicas:], database, env)
         finally:
             for process in started:
