@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from handlers.views.connections import ADMIN_OPEN_ACTION
@@ -105,8 +106,9 @@ async def connect_through_the_admin(
     module: str,
     where: dict[str, str],
     permissions: list[str],
-) -> str:
-    """The developer asks, the administrator registers an app and connects; what the test said.
+) -> tuple[str, str]:
+    """The developer asks, the administrator registers an app and connects: (its client id, what
+    the connection test said).
 
     The first submission comes before the certificate is uploaded: refused, nothing saved."""
     asked = await ask_admin(driver, fake, module)
@@ -155,7 +157,7 @@ async def connect_through_the_admin(
     assert (dev.environment, dev.connection) == ("dev", f"{module}-dev")
     [saved] = await connections_of(service).list_connections("dev")
     assert saved.values["client_id"] == client_id and saved.last_test_ok
-    return str(saved.last_test_message)
+    return client_id, str(saved.last_test_message)
 
 
 async def run_app(
@@ -198,7 +200,7 @@ async def test_dataverse_from_sign_in_to_an_app_using_the_administrators_certifi
     await publish_signed_in(service, user, identity, provider, environment_url, "accounts", module)
 
     await asyncio.to_thread(environment.cap.clear_requests)
-    tested = await connect_through_the_admin(
+    _, tested = await connect_through_the_admin(
         service,
         driver,
         fake_slack,
@@ -244,7 +246,7 @@ async def test_sharepoint_from_sign_in_to_an_app_using_the_administrators_certif
         await publish_signed_in(
             service, user, identity, "sharepoint", search_the_site, "Project Tasks", module
         )
-        tested = await connect_through_the_admin(
+        client_id, tested = await connect_through_the_admin(
             service,
             driver,
             fake_slack,
@@ -258,7 +260,14 @@ async def test_sharepoint_from_sign_in_to_an_app_using_the_administrators_certif
         # The machine's trust store knows the Graph fake's certificate authority, as a real one
         # knows Microsoft's: that is no configuration of the app.
         trust = {"SSL_CERT_FILE": str(graph_site.fake.ca_path)}
+        graph_site.fake.requests.clear()
         seen = await run_app(app_python, service, module, "sharepoint", "Journey task", trust)
+        writes = [headers for method, _, headers in graph_site.fake.requests if method in ("POST", "PATCH")]
+        # the token the manager handed out is the administrator's app's
+        apps = {
+            jwt.decode(h["authorization"][7:], options={"verify_signature": False})["appid"] for h in writes
+        }
+        assert apps == {client_id}
         assert seen == {
             "listed": ["Existing task"],
             "created": ["Journey task", 2.5],
