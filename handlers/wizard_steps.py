@@ -195,7 +195,9 @@ def submit_source(
         return {_block(f): f"Give only one source: the {names}." for f, _ in given[1:]}
     unchanged = state.catalog is not None and options == state.source.options
     if not given:
-        if unchanged and state.source.kind in ("file", "text"):
+        # A URL source with no URL typed was read by signing in (the callback loads it).
+        signed_in = state.source.kind == "url" and not state.source.url
+        if unchanged and (state.source.kind in ("file", "text") or signed_in):
             return KeepCatalog()
         first = next(iter((*urls, *files, *texts)), None)
         if first is None:
