@@ -263,3 +263,50 @@ async def test_a_my_domain_is_checked_and_then_used_for_the_sign_in(
     assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
     await user.wait_step("objects")
     assert token_hosts(salesforce_app)[tokens_before:] == [second_host]
+
+
+async def test_an_ended_design_session_loses_nothing_and_a_new_authorization_continues(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    salesforce_app: SalesforceOrg,
+    database: Database,
+) -> None:
+    """The wizard reads the org's objects right after the callback, so a design-time session that
+    expires or is revoked afterwards (the user still choosing objects) costs nothing: the choices
+    and the objects read stay in the draft, Next keeps them, and authorizing again (to read the
+    org anew) comes back to the objects step with the choices made."""
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
+    await user.pick_objects(read_write=["Account"], read_only=["User"], customize="Account.Name = title")
+    await user.wait_step("settings")
+
+    salesforce_app.fake.expire_sessions(revoke=True)
+    await user.back()
+    await user.wait_step("objects")
+    await user.back()
+    await user.wait_step("source")
+    assert "Loaded now" in user.text and sign_in_host(user)  # and a fresh button, to read it anew
+    await user.submit({})
+    await user.wait_step("objects")
+    assert (user.initial_options("objects_rw"), user.initial_options("objects_ro")) == (["Account"], ["User"])
+    assert user.initial_value("customize") == "Account.Name = title"
+
+    await user.back()
+    await user.wait_step("source")
+    assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
+    await user.wait_step("objects")
+    assert (user.initial_options("objects_rw"), user.initial_options("objects_ro")) == (["Account"], ["User"])
+    assert user.initial_value("customize") == "Account.Name = title"
+    chosen = {"objects_rw": ["Account"], "objects_ro": ["User"], "customize": "Account.Name = title"}
+    await user.submit(chosen)
+    await user.fill_settings(application_name="Renewed", module_name="renewed_accounts")
+    review = await user.wait_step("review")
+    await user.submit()
+    await user.wait_step("publishing")
+    [queued] = await wait_for(lambda: jobs_of(database, review["private_metadata"]), what="the publish job")
+    job = await service.publisher.wait(queued.id, timeout=120)
+    assert (job.state, job.error) == ("published", None)

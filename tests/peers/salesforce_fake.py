@@ -202,10 +202,13 @@ class SalesforceFake:
         with self._lock:
             self._failures.extend([(status, code, message or "TotalRequests Limit exceeded.")] * times)
 
-    def expire_sessions(self) -> None:
-        """Every access token issued so far stops working (INVALID_SESSION_ID)."""
+    def expire_sessions(self, *, revoke: bool = False) -> None:
+        """Every access token issued so far stops working (INVALID_SESSION_ID); ``revoke``: their
+        refresh tokens too (an admin revoked the app's access, or the refresh token expired)."""
         with self._lock:
             self._tokens.clear()
+            if revoke:
+                self._refresh_tokens.clear()
 
     @contextmanager
     def removed_field(self, obj: str, name: str) -> Iterator[None]:
