@@ -23,6 +23,8 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import httpx
@@ -43,6 +45,43 @@ _STATUS_HINTS = {
     403: "the user is not authorized for this service",
     404: "check the service URL",
 }
+
+
+class Throttled(SourceError):
+    """The server asked to be called again later: 429, or 503 with ``Retry-After``.
+
+    ``retry_after`` is the wait it asked for in seconds (None when it did not say), so a caller can
+    decide whether waiting is worth it (providers/microsoft.py's ``riding_out_throttling``).
+    """
+
+    def __init__(self, message: str, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds ``Retry-After`` asks for (delta-seconds or an HTTP date), None when unsaid."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def refusal(response: httpx.Response, message: str) -> SourceError:
+    """The error for a non-success answer: :class:`Throttled` when the server asked to wait."""
+    wait = retry_after(response)
+    if response.status_code == 429 or (response.status_code == 503 and wait is not None):
+        return Throttled(message, response.status_code, wait)
+    return SourceError(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +311,7 @@ async def _fetch(
                     raise SourceError(f"redirect to another host ({_format_origin(url)}) refused")
                 continue
             if response.status_code != 200:
-                raise SourceError(_status_message(response, unauthorized_hint))
+                raise refusal(response, _status_message(response, unauthorized_hint))
             if response.headers.get("content-type", "").startswith("text/html"):
                 raise SourceError(
                     f"{display_url(url)} answered with an HTML page, not a $metadata document "
