@@ -26,6 +26,16 @@ class SourceError(ProviderError):
     """The metadata source could not be read (unreachable, timeout, 401/403, bad redirect)."""
 
 
+class SessionExpired(SourceError):
+    """The design-time access token given as ``MetadataSource.password`` is no longer accepted:
+    a renewed token (from the sign-in's refresh token) may work."""
+
+
+class SignInExpired(SourceError):
+    """The design-time sign-in ended (its refresh token expired or was revoked): only signing in
+    again helps. The wizard shows the source step with a new sign-in button, keeping the draft."""
+
+
 class ConnectionValueError(ProviderError):
     """A connection value the provider cannot use; ``field`` names the :class:`ConnectionField`
     to show the message under (None when no single field is at fault)."""
@@ -141,6 +151,32 @@ class Provider(Protocol):
         short-lived ``bearer`` token here, never a client secret or private key. Raises
         :class:`ConnectionValueError` for a value it cannot use."""
         ...
+
+
+@runtime_checkable
+class CompletesCatalog(Protocol):
+    """Optional for a :class:`Provider` whose ``discover`` may return outlined objects
+    (:attr:`ObjectDef.outline`): systems with many objects (Salesforce orgs list hundreds) are
+    listed cheaply, and only the objects a user picks are described. Providers that read one
+    document (OData ``$metadata``) return full catalogs and need not implement it."""
+
+    async def complete(self, catalog: Catalog, source: MetadataSource, names: Sequence[str]) -> Catalog:
+        """``catalog`` with the outlined objects ``names`` described, read from ``source`` (the
+        same kind of source ``discover`` read). SessionExpired when its token is no longer accepted."""
+        ...
+
+
+async def complete_catalog(
+    provider: Provider, catalog: Catalog, source: MetadataSource, names: Sequence[str]
+) -> Catalog:
+    """``catalog`` with every outlined object among ``names`` described (the same catalog when
+    none is outlined, without asking the provider)."""
+    outlined = catalog.outlined(names)
+    if not outlined:
+        return catalog
+    if not isinstance(provider, CompletesCatalog):
+        raise MetadataError(f"{provider.title} listed objects it cannot describe: {', '.join(outlined[:5])}")
+    return await provider.complete(catalog, source, outlined)
 
 
 _REGISTRY: dict[str, Provider] = {}

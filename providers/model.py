@@ -8,8 +8,8 @@ opaque, JSON-serialisable ``runtime`` mappings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +64,9 @@ class Attribute:
     enum: EnumType | None = None
     collection: bool = False  # a collection of values (OData Collection(...), multi-select picklist)
     runtime: Mapping[str, Any] = field(default_factory=dict)
+    # The object (its ObjectDef name) whose key this attribute holds, for a lookup with one target:
+    # the generator types it with that object's id type. None: a plain value (or many targets).
+    reference_to: str | None = None
 
     @property
     def read_only(self) -> bool:
@@ -108,6 +111,10 @@ class ObjectDef:
     description: str = ""
     group: str = ""  # used by the object picker to order / group (e.g. "Dynamics 365")
     runtime: Mapping[str, Any] = field(default_factory=dict)
+    # Only listed (name, label, capabilities), not described: no attributes or navigations yet.
+    # Systems with many objects list them cheaply and describe the few a user picks (see
+    # providers/base.py: complete_catalog).
+    outline: bool = False
 
     @property
     def keys(self) -> tuple[Attribute, ...]:
@@ -139,6 +146,16 @@ class Catalog:
 
     def object_names(self) -> list[str]:
         return [o.name for o in self.objects]
+
+    def outlined(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` whose objects are only outlined (unknown names are left out)."""
+        wanted = set(names)
+        return [o.name for o in self.objects if o.outline and o.name in wanted]
+
+    def with_objects(self, described: Iterable[ObjectDef]) -> Catalog:
+        """This catalog with the objects of the same names replaced by ``described``, in place."""
+        by_name = {o.name: o for o in described}
+        return replace(self, objects=tuple(by_name.get(o.name, o) for o in self.objects))
 
 
 def catalog_to_dict(catalog: Catalog) -> dict[str, Any]:
