@@ -172,19 +172,26 @@ class Wizard:
         return source_step(draft.id, state, provider, provider.source_fields(), sign_in_url=sign_in_url)
 
     async def signed_in(self, client: AsyncWebClient, result: CallbackResult) -> None:
-        """After the sign-in callback: read the objects with the new token, or show why not."""
+        """After the sign-in callback: read the objects with the new token, or show why not. The
+        browser may come back before Slack delivers the button's click, which names the modal:
+        whichever of the two comes second updates it (see handlers/signin.py)."""
         if result.load is not None:
-            await self.load_source(client, AsyncBoltContext(), result.draft_id, result.view_id, result.load)
-            return
-        draft = await self.drafts.get(result.draft_id, fresh=True)
-        if draft is None or draft.status != "open" or draft.step != "source":
-            return
-        if result.problem or draft.state.get("source", {}).get("error"):
-            state = WizardState.from_dict(draft.state)
-            state.source.error = result.problem
-            draft = await self.drafts.change(draft, state) or draft
-        if result.view_id:
-            await self._update(client, result.view_id, await self.view_of(draft))
+            await self.load_source(client, AsyncBoltContext(), result.draft_id, "", result.load)
+        else:
+            draft = await self.drafts.get(result.draft_id, fresh=True)
+            if draft is None or draft.status != "open" or draft.step != "source":
+                return
+            if result.problem or draft.state.get("source", {}).get("error"):
+                state = WizardState.from_dict(draft.state)
+                state.source.error = result.problem
+                await self.drafts.change(draft, state)
+        view_id = result.view_id or await self.signins.finished(result.state)
+        if view_id:
+            await self.show(client, result.draft_id, view_id)
+
+    async def show(self, client: AsyncWebClient, draft_id: str, view_id: str) -> None:
+        """Show the draft's current step in the modal ``view_id``."""
+        await self._update(client, view_id, await self._current_view(draft_id))
 
     async def _current_view(self, draft_id: str) -> dict[str, Any]:
         draft = await self.drafts.get(draft_id, fresh=True)
@@ -326,7 +333,7 @@ class Wizard:
         else:
             loaded(state, load, catalog, kept.digest)
         changed = await self.drafts.change(draft, state)
-        if changed is not None:
+        if changed is not None and view_id:  # no view_id: the sign-in's caller shows it
             await self._update(client, view_id, await self.view_of(changed))
 
     async def _submit_objects(
