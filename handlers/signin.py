@@ -1,11 +1,19 @@
 """Signing in to the external system from the wizard's source step (design-time authorization).
 
 The source step shows a URL button to the provider's authorize page. What the callback needs to
-finish (the PKCE verifier, the login host, the Slack view to update) stays in an ``oauth_states``
-row keyed by the ``state`` the URL carries, encrypted with the :class:`SecretBox`, bound to the
-draft and its owner and good for :data:`SIGN_IN_TTL`. The tokens the callback gets replace it
-there, encrypted too, for :data:`SIGNED_IN_TTL`: they never reach the draft's JSON, a view, a
-message or a log. A row is used once, so a replayed callback changes nothing.
+finish (the PKCE verifier, the login host) stays in an ``oauth_states`` row keyed by the ``state``
+the URL carries, encrypted with the :class:`SecretBox`, bound to the draft and its owner and good
+for :data:`SIGN_IN_TTL`. The tokens the callback gets replace it there, encrypted too, for
+:data:`SIGNED_IN_TTL`: they never reach the draft's JSON, a view, a message or a log. A row is used
+once, so a replayed callback changes nothing.
+
+Which modal to move on is known only from the button's click (a ``block_actions`` Slack sends
+beside opening the browser), and a cached login brings the browser back before that click may
+arrive. So the click and the callback's outcome meet in the row, in either order: the click notes
+its modal there (:meth:`SignIns.clicked`), the callback notes that its work is done
+(:meth:`SignIns.finished`), and whichever comes second updates the modal, once. Every write of a
+row reads it under a row lock (SQLite: ``BEGIN IMMEDIATE``) and merges, so neither loses the other's
+note, on any replica.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.drafts import DraftCopy
 from handlers.services import Services
@@ -44,6 +53,11 @@ FORGED = (
     "changed: go back to Slack and press the sign-in button of the wizard again."
 )
 DENIED = "consent was denied"
+# Keys of a row's JSON besides the sign-in's own: the clicked modal, and how far its update got.
+VIEW_ID = "view_id"
+MODAL = "modal"
+WAITING = "waiting"  # the callback's work is done, the click has not named the modal yet
+SHOWN = "shown"  # the modal was (or is being) updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +66,10 @@ class CallbackResult:
 
     page: str
     draft_id: str = ""
-    view_id: str = ""
+    view_id: str = ""  # the modal to update; empty after a callback: see SignIns.finished
     load: SourceLoad | None = None
     problem: str = ""  # shown on the source step (denied consent, a refused code)
+    state: str = ""  # the sign-in's row, whose click names the modal
 
 
 def _aware(moment: datetime) -> datetime:
@@ -145,24 +160,48 @@ class SignIns:
                     provider=family,
                     user_id=draft.owner_user_id,
                     draft_id=draft.id,
-                    code_verifier=box.encrypt_json({**pending, "view_id": ""}),
+                    code_verifier=box.encrypt_json(pending),
                     expires_at=utcnow() + SIGN_IN_TTL,
                 )
             )
         return url
 
-    async def clicked(self, state_value: str, user_id: str, view_id: str) -> None:
-        """The owner pressed the button: the callback will update this modal."""
+    async def clicked(self, state_value: str, user_id: str, view_id: str) -> str:
+        """The owner pressed the button in modal ``view_id``: the id of the draft whose modal to
+        update now when the callback's work is done already, else "" (the callback will, or this
+        is a repeated click)."""
         box = self._box
         if box is None or not state_value:
-            return
+            return ""
         async with self.services.units.writing() as session:
-            row = await session.get(OAuthState, state_value)
-            if row is None or row.user_id != user_id:
-                return
-            pending = box.decrypt_json(row.code_verifier)
-            if _pending(pending):
-                row.code_verifier = box.encrypt_json({**pending, "view_id": view_id})
+            row = await _locked(session, state_value)
+            if row is None or row.user_id != user_id or row.draft_id is None:
+                return ""
+            kept = box.decrypt_json(row.code_verifier)
+            if kept.get(VIEW_ID):
+                return ""  # Slack's retry of the click, or a second click of the same button
+            late = kept.get(MODAL) == WAITING
+            row.code_verifier = box.encrypt_json(
+                {**kept, VIEW_ID: view_id, **({MODAL: SHOWN} if late else {})}
+            )
+            return row.draft_id if late else ""
+
+    async def finished(self, state_value: str) -> str:
+        """The callback's work for the sign-in is done (tokens kept, the draft changed): the modal
+        to update now when the click named it already, else "" (the click will)."""
+        box = self._box
+        if box is None or not state_value:
+            return ""
+        async with self.services.units.writing() as session:
+            row = await _locked(session, state_value)
+            if row is None:
+                return ""
+            kept = box.decrypt_json(row.code_verifier)
+            if kept.get(MODAL):
+                return ""
+            view_id = str(kept.get(VIEW_ID) or "")
+            row.code_verifier = box.encrypt_json({**kept, MODAL: SHOWN if view_id else WAITING})
+            return view_id
 
     async def callback(self, family: str, params: Mapping[str, str]) -> CallbackResult:
         """Check the callback's ``state`` first (a forged one learns and changes nothing), then
@@ -172,15 +211,15 @@ class SignIns:
         if box is None or not state_value:
             return CallbackResult(FORGED)
         async with self.services.units.writing() as session:
-            row = await session.get(OAuthState, state_value)
+            row = await _locked(session, state_value)
             if row is None or row.provider != family or row.draft_id is None:
                 return CallbackResult(FORGED)
             pending = box.decrypt_json(row.code_verifier)
             if _aware(row.expires_at) < utcnow() or not _pending(pending):
                 return CallbackResult(FORGED)
-            draft_id, view_id = row.draft_id, str(pending.get("view_id", ""))
-            # Used once, whatever happens next.
-            row.code_verifier = box.encrypt_json({"view_id": view_id})
+            draft_id = row.draft_id
+            # Used once, whatever happens next; a click's modal, if noted already, stays.
+            row.code_verifier = box.encrypt_json({VIEW_ID: str(pending.get(VIEW_ID) or "")})
         title = "Salesforce" if family == "salesforce" else "Microsoft"
         try:
             if family == "salesforce":
@@ -194,25 +233,28 @@ class SignIns:
                 problem = f"{title} sign-in failed: {DENIED}. Sign in again and allow access."
             else:
                 page = problem = f"{title} sign-in failed: {error}."
-            return CallbackResult(page + " Go back to Slack.", draft_id, view_id, problem=problem)
+            return CallbackResult(page + " Go back to Slack.", draft_id, problem=problem, state=state_value)
         async with self.services.units.writing() as session:
             # One sign-in per draft: the newest replaces the others (their tokens go with them).
             await session.execute(
                 delete(OAuthState).where(OAuthState.draft_id == draft_id, OAuthState.state != state_value)
             )
-            row = await session.get(OAuthState, state_value)
+            row = await _locked(session, state_value)
             if row is not None:
-                row.code_verifier = box.encrypt_json({"view_id": view_id, "user_id": row.user_id, **kept})
+                noted = box.decrypt_json(row.code_verifier)  # the click's modal, if it came meanwhile
+                row.code_verifier = box.encrypt_json({**noted, "user_id": row.user_id, **kept})
                 row.expires_at = utcnow() + SIGNED_IN_TTL
         if load is not None:
             return CallbackResult(
                 "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now.",
                 draft_id,
-                view_id,
                 load=load,
+                state=state_value,
             )
         return CallbackResult(
-            "Signed in with Microsoft. Go back to Slack to choose the environment.", draft_id, view_id
+            "Signed in with Microsoft. Go back to Slack to choose the environment.",
+            draft_id,
+            state=state_value,
         )
 
     async def _signed_in_row(self, draft_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -263,9 +305,11 @@ class SignIns:
             await self._end_sign_in(draft_id)
             raise
         async with self.services.units.writing() as session:
-            row = await session.get(OAuthState, state_value)
+            row = await _locked(session, state_value)
             if row is not None:
-                row.code_verifier = box.encrypt_json({**kept, **_renewable(tokens)})
+                row.code_verifier = box.encrypt_json(
+                    {**box.decrypt_json(row.code_verifier), **_renewable(tokens)}
+                )
         return tokens.access_token
 
     async def search_sites(self, draft_id: str, user_id: str, query: str) -> list[tuple[str, str]]:
@@ -317,6 +361,12 @@ def _design_scopes(provider_key: str, url: str) -> list[str]:
     if provider_key == "sharepoint":
         return sharepoint.design_scopes()
     return dataverse.environment_scopes(url) if url else dataverse.discovery_scopes()
+
+
+async def _locked(session: AsyncSession, state_value: str) -> OAuthState | None:
+    """The row of ``state_value`` as stored now, locked until the unit of work ends (a row lock on
+    PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers)."""
+    return await session.get(OAuthState, state_value, with_for_update=True, populate_existing=True)
 
 
 def _pending(kept: Mapping[str, Any]) -> bool:
@@ -405,14 +455,25 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack(options=[option(name, url) for url, name in found])
 
+    async def note_click(client: AsyncWebClient, state_value: str, user_id: str, view_id: str) -> None:
+        draft_id = await signins.clicked(state_value, user_id, view_id)
+        if draft_id:
+            from handlers.wizard import Wizard  # see site_suggestions
+
+            await Wizard(services).show(client, draft_id, view_id)
+
     @app.action(SIGN_IN_ACTION)
     async def sign_in_clicked(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
         view = body.get("view") or {}
         if view.get("id"):
             services.tasks.spawn(
-                signins.clicked(str(action.get("value", "")), str(context.user_id), str(view["id"])),
+                note_click(client, str(action.get("value", "")), str(context.user_id), str(view["id"])),
                 name="wizard-sign-in-clicked",
             )
