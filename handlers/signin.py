@@ -37,7 +37,7 @@ from handlers.views.wizard import SIGN_IN_ACTION, SITE_SEARCH
 from handlers.wizard_state import WizardState
 from handlers.wizard_steps import SourceLoad
 from providers import dataverse, microsoft, salesforce, sharepoint
-from providers.base import MetadataSource, ProviderError, SourceError
+from providers.base import MetadataSource, ProviderError, SignInExpired, SourceError
 from storage import SecretBox
 from storage.models import OAuthState, utcnow
 
@@ -335,6 +335,45 @@ class SignIns:
         environments = tuple((str(url), str(name)) for url, name in kept.get("environments", []))
         return SignedIn(str(kept.get("username", "")), environments)
 
+    async def design_source(
+        self, draft: DraftCopy, options: Mapping[str, str], *, renew: bool = False
+    ) -> MetadataSource:
+        """The live source the draft's Salesforce sign-in reads objects from (to describe the ones
+        picked after the callback); ``renew``: with a new access token from the refresh token.
+        SignInExpired when there is no sign-in any more or Salesforce refuses the renewal (the
+        sign-in ends: the source step offers a new one)."""
+        found = await self._signed_in_row(draft.id)
+        if found is None or not found[1].get("instance_url"):
+            raise SignInExpired("the Salesforce sign-in ended: press Authorize Salesforce to sign in again")
+        state_value, kept = found
+        token = str(kept["access_token"])
+        if renew:
+            client, box = salesforce.OAuthClient.from_env(), self._box
+            if client is None or box is None:
+                raise SignInExpired("Salesforce sign-in is not configured any more")
+            try:
+                tokens = await salesforce.refresh_access_token(
+                    str(kept.get("login_url") or kept["instance_url"]),
+                    client.client_id,
+                    str(kept.get("refresh_token") or ""),
+                    client.client_secret,
+                )
+            except salesforce.AuthorizationError as error:
+                await self._end_sign_in(draft.id)
+                raise SignInExpired(
+                    f"the Salesforce session ended and could not be renewed ({error})"
+                ) from None
+            token = tokens.access_token
+            async with self.services.units.writing() as session:
+                row = await _locked(session, state_value)
+                if row is not None:
+                    row.code_verifier = box.encrypt_json(
+                        {**box.decrypt_json(row.code_verifier), "access_token": token}
+                    )
+        return MetadataSource(
+            kind="url", location=str(kept["instance_url"]), password=token, options=dict(options)
+        )
+
     async def authorized(self, draft: DraftCopy, provider_key: str, load: SourceLoad) -> SourceLoad:
         """``load`` with the signed-in user's token for its URL (Microsoft: one per environment)."""
         if FAMILIES.get(provider_key) != "microsoft" or load.source.kind != "url" or load.source.password:
@@ -393,6 +432,7 @@ async def _salesforce_tokens(
         "access_token": tokens.access_token,
         "refresh_token": tokens.refresh_token or "",
         "instance_url": tokens.instance_url,
+        "login_url": request.login_url,  # where the refresh token is traded later
     }
     source = MetadataSource(
         kind="url",
