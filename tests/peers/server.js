@@ -123,6 +123,10 @@ function bearerClaims(req) {
   }
 }
 
+// Service protection limits: /test/dataverse/throttle makes the next requests answer what Dataverse
+// answers when a user sends too many, each with the Retry-After seconds given.
+let dataverseThrottle = [] // [{ status, retryAfter }] of the next answers
+
 function dataverseGateway(req, res, next) {
   const claims = bearerClaims(req)
   record(req, claims ? DATAVERSE_USER : null)
@@ -132,9 +136,22 @@ function dataverseGateway(req, res, next) {
     })
     return
   }
+  const throttled = dataverseThrottle.shift()
+  if (throttled) {
+    res.status(throttled.status).set('Retry-After', String(throttled.retryAfter)).json({
+      error: {
+        code: '0x80072322',
+        message: 'Number of requests exceeded the limit of 6000 over time window of 300 seconds.',
+      },
+    })
+    return
+  }
   const password = configuredUsers[DATAVERSE_USER].password
   req.headers.authorization = `Basic ${Buffer.from(`${DATAVERSE_USER}:${password}`).toString('base64')}`
   req.headers['x-ib-object-id'] = claims.oid
+  // srv/dataverse-service.js answers an app as its Application User
+  if (claims.idtyp === 'app') req.headers['x-ib-application-id'] = claims.appid
+  else delete req.headers['x-ib-application-id']
   req.ibClaims = claims
   if (dataversePaging(req, res)) next()
 }
@@ -217,6 +234,28 @@ function testHooks() {
   router.post('/requests/clear', (_req, res) => {
     requestLog = []
     res.sendStatus(204)
+  })
+  // {"times", "retry_after", "status" (429 unless given)}
+  router.post('/dataverse/throttle', express.json(), (req, res) => {
+    const { times = 1, retry_after: retryAfter = 1, status = 429 } = req.body || {}
+    dataverseThrottle = Array.from({ length: times }, () => ({ status, retryAfter }))
+    res.sendStatus(204)
+  })
+  // An Application User as an administrator adds it: {"applicationid", "fullname", "roles": [names]}
+  router.post('/dataverse/application-users', express.json(), async (req, res) => {
+    const { applicationid, fullname, roles = [] } = req.body || {}
+    const users = 'ib.dataverse.systemusers'
+    await DELETE.from(users).where({ applicationid })
+    const systemuserid = cds.utils.uuid()
+    await INSERT.into(users).entries({ systemuserid, applicationid, fullname, accessmode: 4 })
+    for (const name of roles) {
+      const role = await SELECT.one.from('ib.dataverse.roles').where({ name })
+      if (!role) return res.status(400).json({ error: `no role ${name}` })
+      await INSERT.into('ib.dataverse.systemuserroles').entries({
+        systemuserroleid: cds.utils.uuid(), systemuserid, roleid: role.roleid,
+      })
+    }
+    res.status(201).json({ systemuserid })
   })
   return router
 }

@@ -36,3 +36,28 @@ annotate accounts with {
 annotate contacts with {
   modifiedon @odata.etag;
 }
+
+// Users of the environment, application users among them (accessmode 4, "non-interactive", with the
+// app registration's client id as applicationid), and the security roles they hold: what a
+// connection test reads to say who it is connected as, and what decides whether a user may read.
+entity systemusers {
+  key systemuserid                 : UUID;
+      fullname                     : String(200);
+      domainname                   : String(1024);
+      applicationid                : UUID;
+      azureactivedirectoryobjectid : UUID;
+      accessmode                   : Integer default 0; // 0 read-write, 4 non-interactive
+      isdisabled                   : Boolean default false;
+}
+
+entity roles {
+  key roleid : UUID;
+      name   : String(100) not null;
+}
+
+// The intersect table of the systemuser-role N:N relationship (systemuserroles_association).
+entity systemuserroles {
+  key systemuserroleid : UUID;
+      systemuserid     : UUID;
+      roleid           : UUID;
+}

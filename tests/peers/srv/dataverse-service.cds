@@ -9,6 +9,7 @@ namespace Microsoft.Dynamics;
 service CRM {
   entity accounts as projection on dv.accounts;
   entity contacts as projection on dv.contacts;
+  entity systemusers as projection on dv.systemusers;
 
   type WhoAmIResponse {
     BusinessUnitId : UUID;

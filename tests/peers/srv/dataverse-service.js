@@ -1,6 +1,13 @@
 'use strict'
 // What the Dataverse Web API does on top of plain OData that the CAP service alone does not:
-// - WhoAmI as Dataverse answers it: the caller's user id (the gateway passes the token's object id on);
+// - WhoAmI as Dataverse answers it: the caller's systemuserid. An app (server.js passes an app-only
+//   token's client id on as x-ib-application-id) is answered as its Application User: the one
+//   /test/dataverse/application-users made for its client id, or else one made on first use, named
+//   after the client id and holding the System Administrator role (the Power Platform admin center
+//   step the tests skip). A signed-in user's id is the token's object id;
+// - security roles: an Application User without any (systemuserroles) may not read or write a table:
+//   403, 0x80040220 "Principal user (Id=..., type=8, roleCount=0, ...) is missing prvReadAccount
+//   privilege ...", as Dataverse answers; WhoAmI needs no privilege;
 // - formatted values: with Prefer: odata.include-annotations="OData.Community.Display.V1.FormattedValue"
 //   (or "*"), every choice, number, money, date and lookup column comes with a display string next to
 //   it ("<column>@OData.Community.Display.V1.FormattedValue"), and lookups with the logical name of
@@ -11,6 +18,15 @@ const cds = require('@sap/cds')
 
 const ORGANIZATION_ID = '6f0c7a54-3d1e-4b2a-9c8f-1e2d3c4b5a69'
 const BUSINESS_UNIT_ID = '2b9d4e61-7a3c-4f5e-8d1b-0c9a8b7e6f54'
+
+const SYSTEM_ADMINISTRATOR = 'f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a51'
+// Dataverse's privilege names and object type codes of the served tables.
+const TABLES = {
+  accounts: { privilege: 'Account', otc: 1, logical: 'account' },
+  contacts: { privilege: 'Contact', otc: 2, logical: 'contact' },
+  systemusers: { privilege: 'SystemUser', otc: 8, logical: 'systemuser' },
+}
+const ACCESS = { READ: 'Read', CREATE: 'Create', UPDATE: 'Write', DELETE: 'Delete' }
 
 const FORMATTED = 'OData.Community.Display.V1.FormattedValue'
 const LOOKUP_NAME = 'Microsoft.Dynamics.CRM.lookuplogicalname'
@@ -64,14 +80,52 @@ function formatAccount(row) {
   formatDates(row)
 }
 
+// The Application User of the calling app (null for a signed-in user), made on its first call.
+async function applicationUser(req) {
+  const applicationid = req.headers['x-ib-application-id']
+  if (!applicationid) return null
+  const found = await SELECT.one.from('ib.dataverse.systemusers').where({ applicationid })
+  if (found) return found
+  const user = {
+    systemuserid: cds.utils.uuid(),
+    fullname: `# ${applicationid}`,
+    applicationid,
+    azureactivedirectoryobjectid: req.headers['x-ib-object-id'],
+    accessmode: 4,
+  }
+  await INSERT.into('ib.dataverse.systemusers').entries(user)
+  await INSERT.into('ib.dataverse.systemuserroles').entries({
+    systemuserroleid: cds.utils.uuid(),
+    systemuserid: user.systemuserid,
+    roleid: SYSTEM_ADMINISTRATOR,
+  })
+  return user
+}
+
 module.exports = cds.service.impl(function () {
   const { accounts } = this.entities
 
-  this.on('WhoAmI', (req) => ({
+  this.on('WhoAmI', async (req) => ({
     BusinessUnitId: BUSINESS_UNIT_ID,
-    UserId: req.headers['x-ib-object-id'],
+    UserId: (await applicationUser(req))?.systemuserid ?? req.headers['x-ib-object-id'],
     OrganizationId: ORGANIZATION_ID,
   }))
+
+  this.before(Object.keys(ACCESS), Object.keys(TABLES), async (req) => {
+    const user = await applicationUser(req)
+    if (!user) return
+    const roles = await SELECT.from('ib.dataverse.systemuserroles').where({ systemuserid: user.systemuserid })
+    if (roles.length) return
+    const table = TABLES[req.target.name.split('.').pop()]
+    req.reject({
+      status: 403,
+      code: '0x80040220',
+      message:
+        `Principal user (Id=${user.systemuserid}, type=8, roleCount=0, privilegeCount=0, accessMode=4, ` +
+        `businessUnitId=${BUSINESS_UNIT_ID}), is missing prv${ACCESS[req.event]}${table.privilege} privilege ` +
+        `on OTC=${table.otc} for entity '${table.logical}'. context.Caller=${user.systemuserid}`,
+    })
+  })
 
   this.after('READ', 'accounts', (result, req) => {
     if (!requestedAnnotations(req).formatted) return
