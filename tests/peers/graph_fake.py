@@ -14,8 +14,9 @@ What it serves under ``/v1.0``, in Graph's documented shapes, as strictly as Gra
 - errors as ``{"error": {"code", "message", "innerError": {"request-id", "date"}}}``.
 
 Every request needs an access token of the identity peer for this origin (``aud``), checked
-against its signing keys. :meth:`GraphFake.throttle` answers the next requests with 429 and
-``Retry-After``. TLS uses a certificate authority made for this run (``ca_path``).
+against its signing keys. :meth:`GraphFake.throttle` answers the next requests with 429 (or 503)
+and ``Retry-After``, as Graph does when throttling. TLS uses a certificate authority made for this
+run (``ca_path``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ _COMPARISON = re.compile(r"fields/(\w+) (eq|ne|lt|le|gt|ge) (.+)")
 _STARTS_WITH = re.compile(r"startswith\(fields/(\w+),\s*'((?:[^']|'')*)'\)")
 _SELECT = re.compile(r"fields(?:\(select=([\w,]+)\))?")
 _LINK_SAFE = "$,()'*:/"  # what Graph leaves unencoded in the query of its next links
+# Graph's error codes and messages when it throttles.
+_THROTTLED = {
+    429: ("TooManyRequests", "Too many requests"),
+    503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry after some time."),
+}
 
 
 class _Refusal(Exception):
@@ -132,7 +138,7 @@ class GraphFake:
         self._keys = {k["kid"]: jwt.PyJWK.from_dict(k) for k in signing_keys["keys"]}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._throttled: list[int] = []  # Retry-After seconds of the next answers
+        self._throttled: list[tuple[int, int]] = []  # (status, Retry-After seconds) of the next answers
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._directory = tempfile.TemporaryDirectory(prefix="graph-fake-")
         self.ca_path, cert, key = certificate_authority(Path(self._directory.name), "Graph fake")
@@ -157,10 +163,11 @@ class GraphFake:
 
     # --- steering -----------------------------------------------------------------------------
 
-    def throttle(self, times: int, retry_after: int = 3) -> None:
-        """Answer the next ``times`` requests 429 with ``Retry-After: retry_after``."""
+    def throttle(self, times: int, retry_after: int = 3, status: int = 429) -> None:
+        """Answer the next ``times`` requests ``status`` (429, or 503 as Graph does under load) with
+        ``Retry-After: retry_after``; ``times=0`` ends a storm."""
         with self._lock:
-            self._throttled = [retry_after] * times
+            self._throttled = [(status, retry_after)] * times
 
     def add_item(self, site: FakeSite, fake_list: FakeList, fields: Json, folder: str = "") -> Json:
         with self._lock:
@@ -230,8 +237,9 @@ class GraphFake:
         with self._lock:
             self.requests.append((method, url, dict(headers)))
             if self._throttled:
-                retry_after = self._throttled.pop(0)
-                raise _Refusal(429, "TooManyRequests", "Too many requests", {"Retry-After": str(retry_after)})
+                status, retry_after = self._throttled.pop(0)
+                code, message = _THROTTLED[status]
+                raise _Refusal(status, code, message, {"Retry-After": str(retry_after)})
             self.authorize(headers)
             parts = urlsplit(url)
             path = parts.path.removeprefix("/v1.0")
