@@ -21,6 +21,10 @@ Design time:
   service) or a client secret, for an Application User of the environment; the Integration Manager
   hands packages a short-lived access token only.
 
+Design-time reads (the environments, ``$metadata``, the connection test) ride out Dataverse's service
+protection limits briefly (providers/microsoft.py's ``riding_out_throttling``), then say how long to
+wait.
+
 Generated packages talk to the Web API through providers/runtime/odata.py (V4, paging by
 ``@odata.nextLink`` with ``Prefer: odata.maxpagesize``, ``If-Match: *`` against upserts).
 """
@@ -31,6 +35,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -59,8 +64,15 @@ from providers.metadata_source import (
     parse_edmx,
     private_urls_allowed,
     read_metadata_source,
+    refusal,
 )
-from providers.microsoft import AppCredential, acquire_app_token, connection_fields, resource_scope
+from providers.microsoft import (
+    AppCredential,
+    acquire_app_token,
+    connection_fields,
+    resource_scope,
+    riding_out_throttling,
+)
 from providers.model import Attribute, Catalog, Navigation, ObjectDef, ValueType
 from providers.oauth import DEFAULT_HTTP, HttpOptions
 from providers.odata_v4 import CsdlModel, catalog_from_v4
@@ -125,6 +137,11 @@ _RUNTIME: Final = {
     "formatted_values": True,
 }
 _CATALOG_CACHE_SIZE = 8
+# What throttling messages call the services.
+DISCOVERY_SERVICE: Final = "the Global Discovery Service"
+ENVIRONMENT: Final = "the Dataverse environment"
+# The privilege a 403 names, in Dataverse's "... is missing prvReadSystemUser privilege (Id=...)".
+_MISSING_PRIVILEGE = re.compile(r"missing (prv\w+) privilege")
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,31 +214,12 @@ async def list_environments(
 
     ``access_token`` is for :func:`discovery_scopes`. SourceError (one line) when it fails.
     """
-    base = discovery_url()
-    url = f"{base}/api/discovery/v2.0/Instances"
+    url = f"{discovery_url()}/api/discovery/v2.0/Instances"
     try:
         await check_public_url(url, allow_private=http.allow_private)
     except ProviderError as error:
         raise SourceError(f"{DISCOVERY_URL_ENV}: {error}") from None
-    try:
-        async with httpx.AsyncClient(
-            verify=http.tls(), timeout=http.timeout_s, follow_redirects=False
-        ) as client:
-            response = await client.get(
-                url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-            )
-    except httpx.TimeoutException:
-        raise SourceError(
-            f"no answer from the Global Discovery Service within {http.timeout_s:g} s"
-        ) from None
-    except httpx.HTTPError as error:
-        raise SourceError(f"could not reach the Global Discovery Service ({type(error).__name__})") from None
-    if response.status_code == 401:
-        raise SourceError("the Microsoft sign-in has expired: press Sign in with Microsoft again")
-    if response.status_code != 200:
-        raise SourceError(
-            f"the Global Discovery Service answered {response.status_code}: {_dataverse_message(response)}"
-        )
+    response = await riding_out_throttling(lambda: _discovery_get(url, access_token, http), DISCOVERY_SERVICE)
     try:
         rows = response.json()["value"]
         environments = [
@@ -241,6 +239,31 @@ async def list_environments(
             f"the Global Discovery Service answered something else than a list ({error})"
         ) from None
     return sorted(environments, key=lambda e: e.name.lower())
+
+
+async def _discovery_get(url: str, access_token: str, http: HttpOptions) -> httpx.Response:
+    """The Global Discovery Service's 200 answer; SourceError (Throttled when it asks to wait) else."""
+    try:
+        async with httpx.AsyncClient(
+            verify=http.tls(), timeout=http.timeout_s, follow_redirects=False
+        ) as client:
+            response = await client.get(
+                url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+            )
+    except httpx.TimeoutException:
+        raise SourceError(
+            f"no answer from the Global Discovery Service within {http.timeout_s:g} s"
+        ) from None
+    except httpx.HTTPError as error:
+        raise SourceError(f"could not reach the Global Discovery Service ({type(error).__name__})") from None
+    if response.status_code == 401:
+        raise SourceError("the Microsoft sign-in has expired: press Sign in with Microsoft again")
+    if response.status_code != 200:
+        raise refusal(
+            response,
+            f"the Global Discovery Service answered {response.status_code}: {_dataverse_message(response)}",
+        )
+    return response
 
 
 def _dataverse_message(response: httpx.Response) -> str:
@@ -346,7 +369,7 @@ class DataverseProvider:
     implemented = True
     needs_certificate = True
     runtime = RuntimeSupport(
-        module="odata", modules=("errors", "query", "records", "connection", "contract", "odata")
+        module="odata", modules=("errors", "query", "records", "connection", "client", "odata")
     )
 
     def __init__(
@@ -429,13 +452,17 @@ class DataverseProvider:
             f"{origin} is not a Dataverse environment: {API_PATH}$metadata did not answer with OData V4 "
             "metadata (check the URL in the Power Platform admin center)"
         )
+        token = source.password
         try:
-            data = await fetch_metadata(
-                f"{origin}{API_PATH}$metadata",
-                headers={"Authorization": f"Bearer {source.password}"},
-                allow_private=self._http.allow_private,
-                limits=self._limits,
-                unauthorized_hint="the sign-in is not valid for this environment: sign in again",
+            data = await riding_out_throttling(
+                lambda: fetch_metadata(
+                    f"{origin}{API_PATH}$metadata",
+                    headers={"Authorization": f"Bearer {token}"},
+                    allow_private=self._http.allow_private,
+                    limits=self._limits,
+                    unauthorized_hint="the sign-in is not valid for this environment: sign in again",
+                ),
+                ENVIRONMENT,
             )
         except SourceError as error:
             # a missing Web API (404) or a web page instead of it: some other web site
@@ -506,7 +533,8 @@ class DataverseProvider:
         )
         return AdminInstructions(
             text=(
-                f"*{self.title} connection for {integration}{where}*\n"
+                # the environment is bold already: a bold header around it would break the mrkdwn
+                f"*{self.title} connection for {integration}*{where}\n"
                 f"{requester} needs {access} access to {url} through an app registration that signs in "
                 "with a certificate. As an administrator:\n"
                 f"1. Microsoft Entra admin center > *App registrations* > *New registration*: name it "
@@ -544,14 +572,14 @@ class DataverseProvider:
     async def test_connection(
         self, values: Mapping[str, str], secrets: Mapping[str, str]
     ) -> ConnectionTestResult:
-        """Sign in as the app (client credentials) and ask the environment ``WhoAmI``."""
+        """Sign in as the app (client credentials), ask the environment ``WhoAmI`` and read the
+        Application User's own record: the token is accepted and the user may read rows."""
         try:
             origin, token, _ = await self._token(values, secrets)
             await check_public_url(origin, allow_private=self._http.allow_private)
             async with httpx.AsyncClient(verify=self._http.tls(), timeout=self._http.timeout_s) as client:
-                response = await client.get(
-                    f"{origin}{API_PATH}WhoAmI",
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                return await riding_out_throttling(
+                    lambda: _application_user(client, origin, token), ENVIRONMENT
                 )
         except ProviderError as error:
             return ConnectionTestResult(ok=False, message=str(error))
@@ -559,24 +587,62 @@ class DataverseProvider:
             return ConnectionTestResult(
                 ok=False, message=f"the environment did not answer ({type(error).__name__})"
             )
-        host = httpx.URL(origin).host
-        if response.status_code == 200:
-            try:
-                user = str(response.json()["UserId"])
-            except (ValueError, KeyError, TypeError):
-                user = ""
-            if user:
-                return ConnectionTestResult(
-                    ok=True, message=f"connected to {host} as application user {user}"
-                )
-        problems = {
-            401: "signed in, but the environment refused the token: add the app as an Application User "
-            "of this environment (Power Platform admin center)",
-            403: "signed in, but the Application User may not do this: give it a security role",
-            404: f"{origin} is not a Dataverse environment ({API_PATH}WhoAmI does not exist)",
-        }
-        default = f"signed in, but WhoAmI failed ({response.status_code}: {_dataverse_message(response)})"
-        return ConnectionTestResult(ok=False, message=problems.get(response.status_code, default))
+
+
+async def _application_user(client: httpx.AsyncClient, origin: str, token: str) -> ConnectionTestResult:
+    """``WhoAmI``, then ``systemusers(<UserId>)?$select=fullname``: who the connection signs in as.
+    Throttled when the environment asks to wait."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    response = await client.get(f"{origin}{API_PATH}WhoAmI", headers=headers)
+    user = _answered(response, "UserId")
+    if not user:
+        return _not_connected(response, origin, "WhoAmI")
+    response = await client.get(
+        f"{origin}{API_PATH}systemusers({user})", params={"$select": "fullname"}, headers=headers
+    )
+    if response.status_code != 200:
+        return _not_connected(response, origin, "reading its own user record")
+    name = _answered(response, "fullname") or user
+    return ConnectionTestResult(
+        ok=True, message=f"connected to {httpx.URL(origin).host} as application user {name}"
+    )
+
+
+def _answered(response: httpx.Response, key: str) -> str:
+    """``key`` of a 200 JSON answer, "" for anything else."""
+    if response.status_code != 200:
+        return ""
+    try:
+        value = response.json()[key]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return str(value) if value else ""
+
+
+def _not_connected(response: httpx.Response, origin: str, what: str) -> ConnectionTestResult:
+    said = _dataverse_message(response)
+    status = response.status_code
+    if status == 429 or status == 503:
+        # raised, not returned: riding_out_throttling waits when the environment says so
+        raise refusal(response, f"{what} answered {status} ({said})")
+    if status == 401:
+        message = (
+            "signed in, but the environment refused the token: add the app as an Application User "
+            "of this environment (Power Platform admin center)"
+        )
+    elif status == 403:
+        missing = _MISSING_PRIVILEGE.search(said)
+        lacks = f" (Dataverse: missing {missing[1]} privilege)" if missing else ""
+        message = (
+            f"signed in, but the Application User may not read records{lacks}: give it a security role "
+            "(Power Platform admin center > Environments > Settings > Users + permissions > "
+            "Application users)"
+        )
+    elif status == 404 and what == "WhoAmI":
+        message = f"{origin} is not a Dataverse environment ({API_PATH}WhoAmI does not exist)"
+    else:
+        message = f"signed in, but {what} failed ({status}: {said})"
+    return ConnectionTestResult(ok=False, message=message)
 
 
 def _environment_name(origin: str) -> str:

@@ -13,6 +13,9 @@
 - App-only tokens for connections: :func:`acquire_app_token` with a certificate (the service
   generates it, see providers/certificates.py) or a client secret. One MSAL application object is
   kept per credential, so its token cache answers until shortly before a token expires.
+- Throttling at design time: :func:`riding_out_throttling` waits out what a 429 (or a 503 with
+  ``Retry-After``) asks, a few times within a few seconds, for the wizard's and ``ib generate``'s
+  calls to Graph, the Global Discovery Service and Dataverse; generated packages do their own.
 
 MSAL is synchronous (requests): every call that may touch the network runs in a worker thread.
 """
@@ -22,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -42,6 +46,7 @@ from msal.oauth2cli.oidc import Client as OidcClient
 
 from providers.base import ConnectionField, ConnectionValueError, ProviderError
 from providers.certificates import CERTIFICATE_FIELD, PRIVATE_KEY_FIELD
+from providers.metadata_source import Throttled
 from providers.oauth import DEFAULT_HTTP, HttpOptions, state_matches
 
 AUTHORITY_HOST_ENV: Final = "IB_MICROSOFT_AUTHORITY_HOST"
@@ -86,6 +91,13 @@ _KNOWN_CODES: dict[int, tuple[str, str | None]] = {
     700082: ("the sign-in has expired", None),
 }
 _SIGN_IN_AGAIN = frozenset({70008, 50173, 700082, 54005, 70000})
+
+# A wizard step or `ib generate` waits this long at most for a throttling service, over this many
+# tries: a storm that asks for more is reported at once, with the wait the service asked for.
+THROTTLE_TRIES: Final = 3
+THROTTLE_PATIENCE_S: Final = 10.0
+# What a 429 without Retry-After waits (Graph and Dataverse send one, proxies may not).
+_UNSAID_RETRY_AFTER_S: Final = 2.0
 
 # MSAL adds these to every user sign-in (ID token, profile, refresh token) and refuses them as input.
 _RESERVED_SCOPES: Final = frozenset({"openid", "profile", "offline_access"})
@@ -401,6 +413,44 @@ async def acquire_app_token(
     if "access_token" not in result:
         raise login_error(result, "the Microsoft identity platform refused the app's sign-in")
     return AccessToken(str(result["access_token"]), int(result.get("expires_in") or 0), tuple(scopes))
+
+
+# --------------------------------------------------------------------------------------------
+# Throttling at design time
+# --------------------------------------------------------------------------------------------
+
+
+async def riding_out_throttling(
+    call: Callable[[], Awaitable[T]],
+    service: str,
+    *,
+    tries: int = THROTTLE_TRIES,
+    patience_s: float = THROTTLE_PATIENCE_S,
+) -> T:
+    """``call()``, again after the wait a :class:`~providers.metadata_source.Throttled` asks for,
+    at most ``tries`` times and ``patience_s`` seconds of waiting in all.
+
+    When the storm outlasts that (or asks for more than is left), Throttled with one line naming
+    ``service`` (e.g. "Microsoft Graph") and the wait it asked for, which the wizard shows inline
+    and the CLI prints. Other errors pass through at once.
+    """
+    waited = 0.0
+    attempt = 1
+    while True:
+        try:
+            return await call()
+        except Throttled as throttled:
+            wait = _UNSAID_RETRY_AFTER_S if throttled.retry_after is None else throttled.retry_after
+            if attempt >= tries or waited + wait > patience_s:
+                raise Throttled(
+                    f"{service} is throttling requests ({throttled.status}); "
+                    f"try again in {max(1, math.ceil(wait))} s",
+                    throttled.status,
+                    wait,
+                ) from None
+        await asyncio.sleep(wait)
+        waited += wait
+        attempt += 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ Design time:
   environment); the Integration Manager hands packages a short-lived Graph token and the site's
   Graph root.
 
+Design-time reads (site search, the lists and columns, the connection test) ride out Graph's
+throttling briefly (providers/microsoft.py's ``riding_out_throttling``), then say how long to wait.
+
 Generated packages talk to Graph through ``providers/runtime/graph.py``.
 """
 
@@ -44,16 +47,31 @@ from providers.base import (
     SourceField,
     register,
 )
-from providers.metadata_source import check_public_url, max_metadata_bytes, read_metadata_source
-from providers.microsoft import AppCredential, acquire_app_token, connection_fields, resource_scope
+from providers.metadata_source import (
+    Throttled,
+    check_public_url,
+    max_metadata_bytes,
+    read_metadata_source,
+    refusal,
+)
+from providers.microsoft import (
+    AppCredential,
+    acquire_app_token,
+    connection_fields,
+    resource_scope,
+    riding_out_throttling,
+)
 from providers.model import Attribute, Capabilities, Catalog, EnumMember, EnumType, ObjectDef, ValueType
 from providers.oauth import DEFAULT_HTTP, HttpOptions
 
 GRAPH_URL_ENV: Final = "IB_GRAPH_URL"
+GRAPH: Final = "Microsoft Graph"  # what throttling messages call it
 DEFAULT_GRAPH_URL: Final = "https://graph.microsoft.com/v1.0"
 SITE_FIELD: Final = "site"
 FOLDER_ATTRIBUTE: Final = "FileDirRef"
 _TOKEN_MARGIN_S: Final = 60
+# The site search answers Slack's options request, which Slack waits 3 s for: one short wait at most.
+_SEARCH_PATIENCE_S: Final = 1.0
 # Columns Graph lists that are the item's own id or SharePoint's bookkeeping.
 _SKIPPED_COLUMNS: Final = frozenset({"ID", "id", FOLDER_ATTRIBUTE})
 _SCALAR_TYPES: Final = {
@@ -122,7 +140,7 @@ class SharePointSite:
 async def _graph_get(
     token: str, path: str, http: HttpOptions, params: Mapping[str, str] | None = None
 ) -> Any:
-    """One Graph GET; SourceError (one line) for every failure."""
+    """One Graph GET; SourceError (one line) for every failure, Throttled when Graph asks to wait."""
     url = f"{graph_url()}/{path.lstrip('/')}"
     await check_public_url(url, allow_private=http.allow_private)
     try:
@@ -141,7 +159,7 @@ async def _graph_get(
             return response.json()
         except ValueError:
             raise SourceError("Microsoft Graph answered something that is not JSON") from None
-    raise SourceError(_graph_problem(response))
+    raise refusal(response, _graph_problem(response))
 
 
 def _graph_problem(response: httpx.Response) -> str:
@@ -173,7 +191,11 @@ def _site(raw: Mapping[str, Any]) -> SharePointSite:
 
 async def search_sites(token: str, query: str, http: HttpOptions = DEFAULT_HTTP) -> list[SharePointSite]:
     """Sites whose name matches ``query`` (``GET /sites?search=``), for the wizard's site picker."""
-    answer = await _graph_get(token, "sites", http, {"search": query.strip() or "*"})
+    answer = await riding_out_throttling(
+        lambda: _graph_get(token, "sites", http, {"search": query.strip() or "*"}),
+        GRAPH,
+        patience_s=_SEARCH_PATIENCE_S,
+    )
     try:
         return [_site(raw) for raw in answer["value"]]
     except (KeyError, TypeError):
@@ -343,7 +365,7 @@ class SharePointProvider:
     needs_certificate = True
     runtime = RuntimeSupport(
         module="graph",
-        modules=("errors", "query", "records", "connection", "contract", "graph"),
+        modules=("errors", "query", "records", "connection", "client", "graph"),
         supports_count=False,
     )
 
@@ -377,12 +399,11 @@ class SharePointProvider:
         if not source.password:
             raise SourceError("sign in with Microsoft first: reading the site's lists needs a token")
         try:
-            site = await resolve_site(source.password, source.location, self._http)
+            site_reference(source.location)
         except ConnectionValueError as error:
             raise SourceError(str(error)) from None
-        answer = await _graph_get(
-            source.password, f"sites/{quote(site.id, safe=',')}/lists", self._http, {"$expand": "columns"}
-        )
+        token = source.password
+        site, answer = await riding_out_throttling(lambda: self._site_lists(token, source.location), GRAPH)
         found = answer.get("value") if isinstance(answer, Mapping) else None
         if not isinstance(found, list):
             raise SourceError("Microsoft Graph answered something else than the site's lists")
@@ -398,6 +419,14 @@ class SharePointProvider:
         return catalog_from_lists(
             lists, service_name=site.name, source_sha256=hashlib.sha256(canonical.encode()).hexdigest()
         )
+
+    async def _site_lists(self, token: str, site_text: str) -> tuple[SharePointSite, Any]:
+        """The site and Graph's answer for its lists with their columns."""
+        site = await resolve_site(token, site_text, self._http)
+        answer = await _graph_get(
+            token, f"sites/{quote(site.id, safe=',')}/lists", self._http, {"$expand": "columns"}
+        )
+        return site, answer
 
     def connection_schema(self) -> Sequence[ConnectionField]:
         return (
@@ -459,6 +488,8 @@ class SharePointProvider:
     async def _site_for(self, values: Mapping[str, str], token: str) -> SharePointSite:
         try:
             return await resolve_site(token, values.get(SITE_FIELD) or "", self._http)
+        except Throttled:
+            raise  # not the site's fault: the connection test waits it out
         except SourceError as error:
             raise ConnectionValueError(str(error), SITE_FIELD) from None
 
@@ -478,11 +509,16 @@ class SharePointProvider:
     async def test_connection(
         self, values: Mapping[str, str], secrets: Mapping[str, str]
     ) -> ConnectionTestResult:
-        """Sign in as the app, find the site and read its lists."""
-        try:
+        """Sign in as the app, find the site and read one entry of its lists (a connection names no
+        list)."""
+
+        async def first_list() -> Any:
             answer = await self.connection_answer(values, secrets)
             site_path = answer["url"].removeprefix(graph_url() + "/")
-            lists = await _graph_get(answer["auth"]["token"], f"{site_path}lists", self._http, {"$top": "1"})
+            return await _graph_get(answer["auth"]["token"], f"{site_path}lists", self._http, {"$top": "1"})
+
+        try:
+            lists = await riding_out_throttling(first_list, GRAPH)
         except ProviderError as error:
             return ConnectionTestResult(ok=False, message=str(error))
         seen = len(lists.get("value") or ()) if isinstance(lists, Mapping) else 0

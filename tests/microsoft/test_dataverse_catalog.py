@@ -195,5 +195,9 @@ def test_both_keys_are_registered_with_certificates_and_the_odata_runtime() -> N
         assert names[:3] == ["url", "tenant_id", "client_id"] and "private_key" in names
         secrets = {f.name for f in provider.connection_schema() if f.secret}
         assert secrets == {"private_key", "client_secret"}
-        text = provider.admin_instructions({"integration": "crm", "certificate": "crm.pem"}).text
+        text = provider.admin_instructions(
+            {"integration": "crm", "certificate": "crm.pem", "environment": "qa"}
+        ).text
         assert "`user_impersonation`" in text and "Application users" in text and "`crm.pem`" in text
+        # Slack's mrkdwn has no nested bold: the environment stays bold on its own
+        assert text.startswith(f"*{provider.title} connection for crm* in *qa*\n")

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from providers.certificates import CERTIFICATE_FIELD, PRIVATE_KEY_FIELD, generat
 from providers.model import ValueType
 from providers.sharepoint import design_scopes, resolve_site, search_sites, site_reference
 from tests.fixtures.microsoft import GraphSite, sign_in
+from tests.peers.graph_fake import GraphFake
 
 IB = Path(sys.executable).with_name("ib")
 
@@ -124,12 +126,64 @@ def test_sites_are_searched_and_lists_read_live(graph_site: GraphSite) -> None:
         asyncio.run(search_sites("expired", "sales", http))
 
 
-@pytest.mark.peers
-def test_a_throttled_design_time_call_says_when_to_try_again(graph_site: GraphSite) -> None:
+@pytest.fixture
+def storm(graph_site: GraphSite) -> Iterator[GraphFake]:
+    """The Graph fake, whose storm (see GraphFake.throttle) ends with the test."""
+    yield graph_site.fake
+    graph_site.fake.throttle(0)
+
+
+def _live(graph_site: GraphSite) -> MetadataSource:
     token = sign_in(graph_site.tenant, design_scopes()).access_token
-    graph_site.fake.throttle(1, retry_after=7)
-    with pytest.raises(SourceError, match="throttling requests: try again in 7 s"):
+    return MetadataSource(kind="url", location=graph_site.site.web_url, password=token)
+
+
+@pytest.mark.peers
+def test_a_short_throttling_storm_is_ridden_out(graph_site: GraphSite, storm: GraphFake) -> None:
+    source = _live(graph_site)
+    # the site, then the site again: both answered 429 before the lists are read
+    storm.throttle(2, retry_after=1)
+    catalog = asyncio.run(graph_site.provider.discover(source))
+    assert catalog.object_names() == ["Project Tasks", "Documents"]
+    # Graph also throttles with 503 and Retry-After
+    storm.throttle(1, retry_after=1, status=503)
+    values, secrets = graph_site.connection()
+    result = asyncio.run(graph_site.provider.test_connection(values, secrets))
+    assert result.ok, result.message
+
+
+@pytest.mark.peers
+def test_a_long_throttling_storm_says_when_to_try_again(graph_site: GraphSite, storm: GraphFake) -> None:
+    source = _live(graph_site)
+    storm.throttle(10, retry_after=30)
+    storm.requests.clear()
+    said = "Microsoft Graph is throttling requests (429); try again in 30 s"
+    with pytest.raises(SourceError) as raised:
+        asyncio.run(graph_site.provider.discover(source))
+    assert str(raised.value) == said
+    # no waiting for a wait longer than the wizard can: one request, and the storm goes on
+    assert len(storm.requests) == 1
+    values, secrets = graph_site.connection()
+    result = asyncio.run(graph_site.provider.test_connection(values, secrets))
+    assert not result.ok and result.message == said
+    # the site search answers Slack's options request: it cannot wait long either
+    token = source.password or ""
+    with pytest.raises(SourceError) as raised:
         asyncio.run(search_sites(token, "sales", graph_site.http))
+    assert str(raised.value) == said
+
+
+@pytest.mark.peers
+def test_a_storm_outlasting_the_tries_gives_up_with_the_last_wait(
+    graph_site: GraphSite, storm: GraphFake
+) -> None:
+    source = _live(graph_site)
+    storm.throttle(3, retry_after=1)
+    storm.requests.clear()
+    with pytest.raises(SourceError) as raised:
+        asyncio.run(graph_site.provider.discover(source))
+    assert str(raised.value) == "Microsoft Graph is throttling requests (429); try again in 1 s"
+    assert len(storm.requests) == 3  # THROTTLE_TRIES, then the wizard hears of it
 
 
 @pytest.mark.peers
