@@ -112,7 +112,7 @@ async def test_a_developer_signs_in_names_the_environment_and_publishes_its_tabl
 
     await user.give_source(environment_url=dataverse_app.api_url)
     await user.wait_step("objects")
-    assert set(await user.search("objects_rw")) == {"accounts", "contacts"}
+    assert set(await user.search("objects_rw")) == {"accounts", "contacts", "systemusers"}
     await user.pick_objects(read_write=["contacts"], read_only=["accounts"])
     await user.fill_settings(application_name="CRM contacts", module_name="crm_contacts")
     review = await user.wait_step("review")
@@ -161,7 +161,7 @@ async def test_the_listed_environment_can_be_chosen_instead_of_typed(
     await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     await user.give_source(environment=dataverse_app.url)
     await user.wait_step("objects")
-    assert set(await user.search("objects_rw")) == {"accounts", "contacts"}
+    assert set(await user.search("objects_rw")) == {"accounts", "contacts", "systemusers"}
 
 
 async def test_a_forged_state_and_denied_consent(
