@@ -359,9 +359,11 @@ class SignIns:
                     client.client_secret,
                 )
             except salesforce.AuthorizationError as error:
+                log.info("renewing the Salesforce session of draft %s failed: %s", draft.id, error)
                 await self._end_sign_in(draft.id)
                 raise SignInExpired(
-                    f"the Salesforce session ended and could not be renewed ({error})"
+                    "your Salesforce session ended and Salesforce refused to renew it: press "
+                    "Authorize Salesforce to sign in again (your choices are kept)"
                 ) from None
             token = tokens.access_token
             async with self.services.units.writing() as session:

@@ -53,20 +53,31 @@ from handlers.wizard_state import STEPS, WizardState
 from handlers.wizard_steps import (
     Errors,
     KeepCatalog,
+    ObjectsChoice,
     SourceLoad,
     back_target,
     build_spec,
+    check_object_names,
+    choose_objects,
     implemented_provider,
     keep_typed,
     loaded,
     module_name_candidates,
+    read_objects,
     submit_objects,
     submit_provider,
     submit_settings,
     submit_source,
     suggest_settings,
 )
-from providers.base import ProviderError, all_providers
+from providers.base import (
+    Provider,
+    ProviderError,
+    SessionExpired,
+    SignInExpired,
+    all_providers,
+    complete_catalog,
+)
 from providers.model import Catalog
 
 log = logging.getLogger(__name__)
@@ -243,7 +254,7 @@ class Wizard:
         elif step == "source":
             await self._submit_source(ack, client, context, draft, state, values, shown)
         elif step == "objects":
-            await self._submit_objects(ack, draft, state, values)
+            await self._submit_objects(ack, client, context, draft, state, values, shown)
         elif step == "settings":
             await self._submit_settings(ack, draft, state, values)
         else:
@@ -337,17 +348,109 @@ class Wizard:
             await self._update(client, view_id, await self.view_of(changed))
 
     async def _submit_objects(
-        self, ack: AsyncAck, draft: DraftCopy, state: WizardState, values: Mapping[str, Mapping[str, Any]]
+        self,
+        ack: AsyncAck,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+        draft: DraftCopy,
+        state: WizardState,
+        values: Mapping[str, Mapping[str, Any]],
+        shown: Mapping[str, Any],
     ) -> None:
         entry = await self._catalog(draft)
         if entry is None:
             await ack(response_action="update", view=await self.view_of(draft))
             return
+        choice = read_objects(values)
+        outlined = entry.index.catalog.outlined(choice.names)
+        if outlined and not check_object_names(choice, entry.index):
+            # Only listed so far: describe the chosen ones after the ack, then check the rest.
+            state.read_write, state.read_only = choice.read_write, choice.read_only
+            state.customizations = choice.customizations
+            if await self.drafts.change(draft, state) is None:  # a double click: the other one reads
+                await ack(response_action="update", view=await self._current_view(draft.id))
+                return
+            count = f"{len(outlined)} object{'s' if len(outlined) > 1 else ''}"
+            await ack(response_action="update", view=loading_view(draft.id, f"Reading {count}…"))
+            self.services.tasks.spawn(
+                self.describe_objects(client, context, draft.id, str(shown["id"])),
+                name=f"wizard-describe-{draft.id}",
+            )
+            return
         errors = submit_objects(state, values, entry.index)
-        candidates = module_name_candidates(state)
-        if not errors and candidates:
-            suggest_settings(state, await self.services.module_names.taken(draft.team_id, candidates))
+        if not errors:
+            await self._suggest_settings(draft, state)
         await self._after_step(ack, draft, state, errors)
+
+    async def _suggest_settings(self, draft: DraftCopy, state: WizardState) -> None:
+        candidates = module_name_candidates(state)
+        if candidates:
+            suggest_settings(state, await self.services.module_names.taken(draft.team_id, candidates))
+
+    async def describe_objects(
+        self, client: AsyncWebClient, context: AsyncBoltContext, draft_id: str, view_id: str
+    ) -> None:
+        """After the ack: describe the draft's chosen objects the catalog only outlines, then show
+        the settings (or the objects step with what is wrong). A design-time session that ended
+        meanwhile is renewed; one that cannot be takes the user to the source step to sign in
+        again, every choice kept."""
+        await after_ack(context)
+        draft = await self.drafts.get(draft_id, fresh=True)
+        provider = implemented_provider(WizardState.from_dict(draft.state)) if draft else None
+        entry = await self._catalog(draft) if draft is not None else None
+        if draft is None or provider is None or entry is None:
+            return
+        state = WizardState.from_dict(draft.state)
+        problem = expired = ""
+        try:
+            catalog = await self._described(draft, provider, entry.index.catalog, state)
+        except SignInExpired as error:
+            expired = _sentence(str(error))
+        except ProviderError as error:
+            problem = _sentence(str(error))
+        except Exception:
+            log.exception("describing the objects of draft %s failed", draft_id)
+            problem = "Reading the objects failed unexpectedly. Try again, or ask the service's admin."
+        fresh = await self.drafts.get(draft_id, fresh=True)
+        if fresh is None or fresh.status != "open" or fresh.state != draft.state:
+            return  # the user went elsewhere meanwhile (Back, another window): that view stays
+        if problem:
+            await self._update(
+                client,
+                view_id,
+                objects_step(draft.id, state, entry.index.labels(state.selected_objects), problem),
+            )
+            return
+        if expired:
+            state.step, state.source.error = "source", expired
+            changed = await self.drafts.change(fresh, state)
+        else:
+            kept = await self.services.catalogs.put(draft.id, draft.owner_user_id, draft.team_id, catalog)
+            assert state.catalog is not None
+            state.catalog = replace(state.catalog, digest=kept.digest)
+            choice = ObjectsChoice(state.read_write, state.read_only, state.customizations)
+            errors = choose_objects(state, choice, kept.index)
+            if not errors:
+                await self._suggest_settings(fresh, state)
+            changed = await self.drafts.change(fresh, state)
+            if changed is not None and errors:
+                labels = kept.index.labels(state.selected_objects)
+                view = objects_step(draft.id, state, labels, " ".join(errors.values()))
+                await self._update(client, view_id, view)
+                return
+        if changed is not None:
+            await self._update(client, view_id, await self.view_of(changed))
+
+    async def _described(
+        self, draft: DraftCopy, provider: Provider, catalog: Catalog, state: WizardState
+    ) -> Catalog:
+        """``catalog`` with the chosen objects described, through the draft's sign-in."""
+        source = await self.signins.design_source(draft, state.source.options)
+        try:
+            return await complete_catalog(provider, catalog, source, state.selected_objects)
+        except SessionExpired:
+            source = await self.signins.design_source(draft, state.source.options, renew=True)
+            return await complete_catalog(provider, catalog, source, state.selected_objects)
 
     async def _submit_settings(
         self, ack: AsyncAck, draft: DraftCopy, state: WizardState, values: Mapping[str, Mapping[str, Any]]

@@ -291,12 +291,31 @@ def loaded(state: WizardState, load: SourceLoad, catalog: Catalog, digest: str) 
 # Objects
 
 
-def submit_objects(state: WizardState, values: Values, index: ObjectIndex) -> Errors | None:
-    read_write = selected_values(values, OBJECTS_RW)
-    read_only = selected_values(values, OBJECTS_RO)
-    customizations = _entry(values, "customize", "customize").get("value") or ""
+@dataclass(frozen=True, slots=True)
+class ObjectsChoice:
+    """What the objects step holds: the chosen objects and the customization lines."""
+
+    read_write: list[str]
+    read_only: list[str]
+    customizations: str
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.read_write, *self.read_only]
+
+
+def read_objects(values: Values) -> ObjectsChoice:
+    return ObjectsChoice(
+        read_write=selected_values(values, OBJECTS_RW),
+        read_only=selected_values(values, OBJECTS_RO),
+        customizations=_entry(values, "customize", "customize").get("value") or "",
+    )
+
+
+def check_object_names(choice: ObjectsChoice, index: ObjectIndex) -> Errors:
+    """The checks of the objects step that need only the objects' names (outlined ones too)."""
     errors: Errors = {}
-    for block_id, names in ((OBJECTS_RW, read_write), (OBJECTS_RO, read_only)):
+    for block_id, names in ((OBJECTS_RW, choice.read_write), (OBJECTS_RO, choice.read_only)):
         unknown = [name for name in names if index.get(name) is None]
         if len(names) > MAX_PER_LIST:
             # Slack shows at most 100 chosen options again when the user comes back to this step.
@@ -307,22 +326,33 @@ def submit_objects(state: WizardState, values: Values, index: ObjectIndex) -> Er
             errors[block_id] = (
                 f"Not in the metadata: {', '.join(unknown[:5])}. Search again and pick from the list."
             )
-    both = [name for name in read_only if name in read_write]
+    both = [name for name in choice.read_only if name in choice.read_write]
     if both and OBJECTS_RO not in errors:
         errors[OBJECTS_RO] = f"Chosen in both lists: {', '.join(both[:5])}. Keep each object in one list."
-    if not read_write and not read_only:
+    if not choice.read_write and not choice.read_only:
         errors[OBJECTS_RW] = "Choose at least one object."
-    if errors:
-        return errors
-    chosen = replace(state, read_write=read_write, read_only=read_only, customizations=customizations)
+    return errors
+
+
+def choose_objects(state: WizardState, choice: ObjectsChoice, index: ObjectIndex) -> Errors | None:
+    """Check the customizations against the (described) objects, then go on to the settings."""
+    chosen = replace(
+        state, read_write=choice.read_write, read_only=choice.read_only, customizations=choice.customizations
+    )
     try:
         build_spec(chosen, index, module_name=_PLACEHOLDER_MODULE)
     except (CustomizeError, GenerationError) as error:
         return {"customize": _sentence(str(error))}
-    state.read_write, state.read_only, state.customizations = read_write, read_only, customizations
-    state.made_read_only = [name for name in read_write if not writable(_object(index, name))]
+    state.read_write, state.read_only = choice.read_write, choice.read_only
+    state.customizations = choice.customizations
+    state.made_read_only = [name for name in choice.read_write if not writable(_object(index, name))]
     state.step = "settings"
     return None
+
+
+def submit_objects(state: WizardState, values: Values, index: ObjectIndex) -> Errors | None:
+    choice = read_objects(values)
+    return check_object_names(choice, index) or choose_objects(state, choice, index)
 
 
 def _object(index: ObjectIndex, name: str) -> ObjectDef:
@@ -460,9 +490,9 @@ def keep_typed(step: str, state: WizardState, values: Values, fields: Sequence[S
             elif f.kind == "multiline":
                 state.source.text = text_value(values, _block(f), f.name)
     elif step == "objects":
-        state.read_write = selected_values(values, OBJECTS_RW)
-        state.read_only = selected_values(values, OBJECTS_RO)
-        state.customizations = _entry(values, "customize", "customize").get("value") or ""
+        choice = read_objects(values)
+        state.read_write, state.read_only = choice.read_write, choice.read_only
+        state.customizations = choice.customizations
     elif step == "settings":
         state.settings = read_settings(values)
 

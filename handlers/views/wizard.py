@@ -274,7 +274,11 @@ def object_option(name: str, label: str, description: str = "") -> dict[str, Any
     return option(text, name, description)
 
 
-def objects_step(draft_id: str, state: WizardState, labels: dict[str, str]) -> dict[str, Any]:
+def objects_step(
+    draft_id: str, state: WizardState, labels: dict[str, str], problem: str = ""
+) -> dict[str, Any]:
+    """The object pickers; ``problem`` says why the last Next did not go on (found after the ack,
+    when the chosen objects were described)."""
     catalog = state.catalog
     about = ""
     if catalog:
@@ -296,6 +300,7 @@ def objects_step(draft_id: str, state: WizardState, labels: dict[str, str]) -> d
 
     blocks = [
         section(about or "Choose the objects of the integration."),
+        *([section(f":warning: {escape(problem)}", block_id="objects_error")] if problem else []),
         *(
             [
                 context(
