@@ -87,6 +87,10 @@ def select(catalog: Catalog, spec: IntegrationSpec) -> Selection:
         if name not in known:
             where = catalog.service_name or "the metadata"
             raise GenerationError(f"object {name!r} does not exist in {where}")
+    outlined = catalog.outlined(chosen)
+    if outlined:
+        # a provider bug, or a catalog cached before completion: never generate empty models
+        raise GenerationError(f"object {outlined[0]!r} was listed but not described: read the metadata again")
     objects = tuple(
         _select_object(obj, chosen[obj.name], support) for obj in catalog.objects if obj.name in chosen
     )

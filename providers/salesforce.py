@@ -4,14 +4,15 @@ Design time:
 
 - the catalog, from describe-global plus one describe per object: live through simple-salesforce
   with an access token (``MetadataSource(kind="url", location=<instance URL>,
-  password=<access token>, options={"objects": "Account,Contact"})``), or offline from saved
-  describe payloads (one payload, a JSON array of them, a .zip of JSON files, or for
+  password=<access token>)``), first outlined from describe-global alone, then
+  :meth:`SalesforceProvider.complete` describes the objects a user picks (a few at a time); or
+  offline from saved describe payloads (one payload, a JSON array of them, a .zip of JSON files, or for
   ``ib generate`` a folder of them; a describe-global among them orders the objects);
 - the OAuth 2.0 web server flow with PKCE that the wizard's "Authorize Salesforce" button runs
   (:func:`start_authorization`, :func:`authorization_code`, :func:`exchange_code`,
   :func:`refresh_access_token`: pure functions plus one token request each);
-- lookups with one target type (``AccountId`` -> ``Account``) are attributes (the Id, a ``str``
-  whose label names the target) and navigations named after their relationship (``Account``),
+- lookups with one target type (``AccountId`` -> ``Account``) are attributes (the Id, with
+  ``reference_to`` naming the target: a typed id in the package) and navigations named after their relationship (``Account``),
   which a spec may expand to read the related record; polymorphic ones stay ids only;
 - connections: the JWT bearer flow with a certificate the service generates (its private key
   never leaves the service): :func:`jwt_bearer_login`, a connection test with a one-row query, and
@@ -30,8 +31,8 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -41,7 +42,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceResourceNotFound,
+)
 
 from providers.base import (
     AdminInstructions,
@@ -52,6 +57,7 @@ from providers.base import (
     MetadataSource,
     ProviderError,
     RuntimeSupport,
+    SessionExpired,
     SourceError,
     SourceField,
     register,
@@ -104,7 +110,9 @@ TEST_QUERY: Final = "SELECT Id FROM User LIMIT 1"
 _API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _API_VERSION = re.compile(r"\d{2,3}\.0\Z")
 _HOST = re.compile(r"[A-Za-z0-9.-]+\Z")
-_DESCRIBE_BATCH = 25  # subrequests per composite batch request, Salesforce's maximum
+# Describes in flight at once when completing a catalog: a few round trips' worth of waiting for
+# the objects a user picked, far below the 25 long-running requests an org allows at a time.
+DESCRIBE_CONCURRENCY: Final = 6
 _MAX_ARCHIVE_MEMBERS = 5000
 _TEXT_TYPES = frozenset(
     {
@@ -504,9 +512,12 @@ def _attribute(object_name: str, raw: Mapping[str, Any]) -> Attribute:
     value_type = _VALUE_TYPES.get(sf_type, ValueType.JSON)
     label = " ".join(str(raw.get("label") or "").split())
     references = [str(r) for r in raw.get("referenceTo") or ()]
+    reference_to = None
     if sf_type == "reference" and references:
-        # ids stay str in Python: the label says what they point at
         label = f"{label} (Id of {' or '.join(references)})" if label else f"Id of {' or '.join(references)}"
+        if len(references) == 1:
+            # a typed id (AccountId) in the package; polymorphic ones (Owner: User or Group) stay str
+            reference_to = _api_name(references[0], f"{object_name}.{name}: target")
     enum = None
     if sf_type in ("picklist", "multipicklist"):
         members = tuple(
@@ -538,6 +549,7 @@ def _attribute(object_name: str, raw: Mapping[str, Any]) -> Attribute:
         else None,
         enum=enum,
         collection=sf_type == "multipicklist",
+        reference_to=reference_to,
     )
 
 
@@ -562,40 +574,66 @@ def object_from_describe(describe: Mapping[str, Any]) -> ObjectDef:
     fields = describe.get("fields")
     if not isinstance(fields, list):
         raise MetadataError(f"the describe of {name} has no list of fields")
-    attributes = tuple(
-        _attribute(name, f) for f in fields if isinstance(f, Mapping) and not f.get("deprecatedAndHidden")
-    )
+    shown = [f for f in fields if isinstance(f, Mapping) and not f.get("deprecatedAndHidden")]
+    attributes = tuple(_attribute(name, f) for f in shown)
     navigations = tuple(
-        navigation
-        for f in fields
-        if isinstance(f, Mapping) and not f.get("deprecatedAndHidden")
-        for navigation in [_navigation(name, f)]
-        if navigation is not None
+        navigation for f in shown for navigation in [_navigation(name, f)] if navigation is not None
     )
-    queryable = bool(describe.get("queryable", False))
-    retrieveable = bool(describe.get("retrieveable", queryable))
-    label = " ".join(str(describe.get("label") or name).split())
-    plural = " ".join(str(describe.get("labelPlural") or "").split())
-    custom = bool(describe.get("custom", name.endswith("__c")))
+    return replace(object_outline(describe), attributes=attributes, navigations=navigations, outline=False)
+
+
+def object_outline(summary: Mapping[str, Any]) -> ObjectDef:
+    """An sObject as describe-global lists it (a describe has the same keys): its name, labels and
+    what it allows, without its fields (:attr:`ObjectDef.outline`)."""
+    name = _api_name(summary.get("name"), "object")
+    queryable = bool(summary.get("queryable", False))
+    retrieveable = bool(summary.get("retrieveable", queryable))
+    label = " ".join(str(summary.get("label") or name).split())
+    plural = " ".join(str(summary.get("labelPlural") or "").split())
+    custom = bool(summary.get("custom", name.endswith("__c")))
     return ObjectDef(
         name=name,
         entity_name=name,
         label=label,
-        attributes=attributes,
-        navigations=navigations,
+        attributes=(),
         capabilities=Capabilities(
             queryable=queryable,
             countable=queryable,
-            creatable=bool(describe.get("createable", False)),
-            updatable=bool(describe.get("updateable", False)),
-            deletable=bool(describe.get("deletable", False)),
+            creatable=bool(summary.get("createable", False)),
+            updatable=bool(summary.get("updateable", False)),
+            deletable=bool(summary.get("deletable", False)),
             readable_by_key=retrieveable,
         ),
         description=f"{plural}." if plural and plural != label else "",
         group="Custom objects" if custom else "Standard objects",
         # the runtime reads created records back unless Salesforce cannot retrieve them by Id
         runtime={} if retrieveable else {"retrieveable": False},
+        outline=True,
     )
+
+
+def catalog_from_global(
+    describe_global: Mapping[str, Any],
+    *,
+    service_name: str = "Salesforce",
+    api_version: str = DEFAULT_API_VERSION,
+    source_sha256: str = "",
+) -> Catalog:
+    """The org's objects as describe-global lists them, outlined: those anyone may query or create,
+    in its order (hidden, deprecated ones left out)."""
+    listed = describe_global.get("sobjects") if isinstance(describe_global, Mapping) else None
+    if not isinstance(listed, list):
+        raise MetadataError("Salesforce's describe-global has no list of sobjects")
+    objects = tuple(
+        object_outline(o)
+        for o in listed
+        if isinstance(o, Mapping)
+        and not o.get("deprecatedAndHidden")
+        and (o.get("queryable") or o.get("createable"))
+    )
+    if not objects:
+        raise MetadataError("this Salesforce user can neither query nor create any object")
+    return _catalog(objects, service_name, api_version, source_sha256)
 
 
 def catalog_from_describes(
@@ -626,13 +664,17 @@ def catalog_from_describes(
     ]
     position = {name: index for index, name in enumerate(order)}
     ranked = sorted(objects.values(), key=lambda o: (position.get(o.name, len(order)), o.name.lower()))
+    return _catalog(tuple(ranked), service_name, api_version, source_sha256)
+
+
+def _catalog(objects: tuple[ObjectDef, ...], service_name: str, api_version: str, sha256: str) -> Catalog:
     return Catalog(
         provider=SalesforceProvider.key,
         service_name=service_name,
         title=service_name,
-        objects=tuple(ranked),
+        objects=objects,
         runtime={"api_version": api_version},
-        source_sha256=source_sha256,
+        source_sha256=sha256,
     )
 
 
@@ -733,7 +775,7 @@ class SalesforceProvider:
     implemented = True
     needs_certificate = True
     runtime = RuntimeSupport(
-        module="salesforce", modules=("errors", "query", "records", "connection", "contract", "salesforce")
+        module="salesforce", modules=("errors", "query", "records", "connection", "client", "salesforce")
     )
 
     def __init__(self, http: HttpOptions = DEFAULT_HTTP) -> None:
@@ -773,8 +815,10 @@ class SalesforceProvider:
 
     async def discover(self, source: MetadataSource) -> Catalog:
         """Offline from describe JSON (``file``/``text``), or live (``url``: the instance URL, with
-        the access token as ``password``; ``options["objects"]`` names the objects to describe,
-        all queryable or creatable ones otherwise; ``options["api_version"]``)."""
+        the access token as ``password``; ``options["api_version"]``). Live, the catalog outlines
+        the org's queryable or creatable objects from describe-global alone (an org lists hundreds:
+        :meth:`complete` describes the few a user picks); ``options["objects"]`` names objects
+        to describe at once instead, and only those are in the catalog."""
         options = source.options
         try:
             version = _api_version(options.get("api_version", ""))
@@ -791,75 +835,95 @@ class SalesforceProvider:
                 api_version=version,
                 source_sha256=hashlib.sha256(data).hexdigest(),
             )
+        instance, token = await self._live(source)
+        wanted = [name.strip() for name in options.get("objects", "").split(",") if name.strip()]
+        describe_global = await asyncio.to_thread(self._describe_global, instance, token, version)
+        canonical = json.dumps(describe_global, sort_keys=True, separators=(",", ":"))
+        catalog = catalog_from_global(
+            describe_global,
+            service_name=_org_name(instance),
+            api_version=version,
+            source_sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        )
+        if not wanted:
+            return catalog
+        listed = set(catalog.object_names())
+        for name in wanted:
+            _api_name(name, "object")
+            if name not in listed:
+                raise SourceError(f"the org has no object {name!r} (or this user cannot see it)")
+        chosen = replace(catalog, objects=tuple(o for o in catalog.objects if o.name in wanted))
+        return await self.complete(chosen, source, wanted)
+
+    async def complete(self, catalog: Catalog, source: MetadataSource, names: Sequence[str]) -> Catalog:
+        """``catalog`` with the objects ``names`` described live (``source`` as for
+        :meth:`discover`), :data:`DESCRIBE_CONCURRENCY` describes at a time. SessionExpired when
+        Salesforce no longer accepts the access token."""
+        instance, token = await self._live(source)
+        version = str(catalog.runtime.get("api_version") or DEFAULT_API_VERSION)
+        for name in names:
+            _api_name(name, "object")
+        limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
+        session = self._http.requests_session()
+        sf = Salesforce(instance_url=instance, session_id=token, version=version, session=session)
+
+        async def describe(name: str) -> ObjectDef:
+            async with limit:
+                payload = await asyncio.to_thread(
+                    self._call, instance, name, sf.restful, f"sobjects/{name}/describe"
+                )
+            described = object_from_describe(payload or {})
+            if described.name != name:
+                raise MetadataError(f"Salesforce answered the describe of {name} with {described.name}")
+            return described
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(describe(name)) for name in dict.fromkeys(names)]
+        except* ProviderError as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            if session is not None:
+                session.close()
+        return catalog.with_objects(task.result() for task in tasks)
+
+    async def _live(self, source: MetadataSource) -> tuple[str, str]:
+        """(instance URL, access token) of a live source, checked."""
         instance = source.location.strip().rstrip("/")
         if not source.password:
             raise SourceError("authorize Salesforce first: reading the org's objects needs its access token")
         if not instance.startswith("https://"):
             raise SourceError(f"the Salesforce instance URL must start with https://, not {instance!r}")
         await check_public_url(instance, allow_private=self._http.allow_private)
-        wanted = [name.strip() for name in options.get("objects", "").split(",") if name.strip()]
-        describes, describe_global = await asyncio.to_thread(
-            self._describe_live, instance, source.password, version, wanted
-        )
-        canonical = json.dumps([describe_global, describes], sort_keys=True, separators=(",", ":"))
-        return catalog_from_describes(
-            describes,
-            describe_global,
-            service_name=_org_name(instance),
-            api_version=version,
-            source_sha256=hashlib.sha256(canonical.encode()).hexdigest(),
-        )
+        return instance, source.password
 
-    def _describe_live(
-        self, instance: str, token: str, version: str, wanted: list[str]
-    ) -> tuple[list[Mapping[str, Any]], Any]:
+    def _describe_global(self, instance: str, token: str, version: str) -> Any:
         session = self._http.requests_session()
         try:
             sf = Salesforce(instance_url=instance, session_id=token, version=version, session=session)
-            describe_global = sf.describe(timeout=self._http.timeout_s) or {}
-            listed = {str(o.get("name")): o for o in describe_global.get("sobjects") or ()}
-            for name in wanted:
-                _api_name(name, "object")
-                if name not in listed:
-                    raise SourceError(f"the org has no object {name!r} (or this user cannot see it)")
-            names = wanted or [
-                name
-                for name, o in listed.items()
-                if not o.get("deprecatedAndHidden") and (o.get("queryable") or o.get("createable"))
-            ]
-            describes: list[Mapping[str, Any]] = []
-            for start in range(0, len(names), _DESCRIBE_BATCH):
-                chunk = names[start : start + _DESCRIBE_BATCH]
-                requests_body = {
-                    "batchRequests": [
-                        {"method": "GET", "url": f"v{version}/sobjects/{name}/describe"} for name in chunk
-                    ]
-                }
-                answer = sf.restful(
-                    "composite/batch", method="POST", json=requests_body, timeout=self._http.timeout_s
-                )
-                for name, result in zip(chunk, (answer or {}).get("results") or (), strict=True):
-                    if result.get("statusCode") != 200:
-                        raise SourceError(
-                            f"Salesforce could not describe {name}: {json.dumps(result.get('result'))}"
-                        )
-                    describes.append(result["result"])
-            return describes, describe_global
+            return self._call(instance, "the org's objects", sf.describe) or {}
+        finally:
+            if session is not None:
+                session.close()
+
+    def _call(self, instance: str, what: str, call: Callable[..., Any], *args: Any) -> Any:
+        """One simple-salesforce call, its failures as one line the user can act on."""
+        try:
+            return call(*args, timeout=self._http.timeout_s)
         except SalesforceExpiredSession:
-            raise SourceError(
+            raise SessionExpired(
                 "the Salesforce authorization expired: press Authorize Salesforce again"
             ) from None
+        except SalesforceResourceNotFound:
+            raise SourceError(f"the org has no object {what!r} (or this user cannot see it)") from None
         except SalesforceError as error:
             raise SourceError(
-                f"Salesforce refused to describe the org's objects ({_salesforce_problem(error)})"
+                f"Salesforce refused to describe {what} ({_salesforce_problem(error)})"
             ) from None
         except requests.Timeout:
             raise SourceError(f"no answer from {instance} within {self._http.timeout_s:g} s") from None
         except requests.RequestException as error:
             raise SourceError(f"could not connect to {instance} ({type(error).__name__})") from None
-        finally:
-            if session is not None:
-                session.close()
 
     def connection_schema(self) -> Sequence[ConnectionField]:
         return (

@@ -8,7 +8,8 @@ What it serves, as strictly as Salesforce (a lenient fake would hide the bugs us
   S256 challenge), ``refresh_token``, and the JWT bearer flow, whose assertion is verified (RS256,
   issuer, audience, expiry within 3 minutes) against the certificate registered for the consumer
   key, for pre-authorized users only;
-- ``/services/data/vXX.X/``: describe-global and per-object describe (the payloads it was given),
+- ``/services/data/vXX.X/``: describe-global and per-object describe (the payloads it was given;
+  ``described`` lists the objects asked for),
   SOQL queries (see ``salesforce_soql``) with ``nextRecordsUrl`` batches, sObject CRUD with the
   checks Salesforce makes (unknown, read-only and required fields), composite batch, and errors
   as ``[{"errorCode", "message"}]``.
@@ -146,6 +147,7 @@ class SalesforceFake:
         self.queries: list[Query] = []
         self.requests: list[tuple[str, str]] = []
         self.hosts: list[tuple[str, str]] = []  # (Host header, path): which login host was used
+        self.described: list[str] = []  # objects described through the REST API (batches too)
         self._tokens: dict[str, str] = {}  # access token -> username
         self._refresh_tokens: dict[str, tuple[str, str]] = {}  # refresh token -> (client id, user)
         self._grants: dict[str, _Grant] = {}
@@ -314,6 +316,13 @@ class SalesforceFake:
             known = self._refresh_tokens.get(form.get("refresh_token", ""))
             if known is None or known[0] != form.get("client_id"):
                 raise _oauth_error("invalid_grant", "expired access/refresh token")
+            app = self.apps.get(known[0])
+            if (
+                app is not None
+                and app.client_secret is not None
+                and form.get("client_secret") != app.client_secret
+            ):
+                raise _oauth_error("invalid_client", "invalid client credentials")
             return self._token_answer(known[1], with_refresh=False)
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return self._jwt_grant(form.get("assertion", ""))
@@ -412,7 +421,9 @@ class SalesforceFake:
             case "GET", ["sobjects"]:
                 return Response(200, self._global)
             case "GET", ["sobjects", name, "describe"]:
-                return Response(200, self._describe(name))
+                described = self._describe(name)
+                self.described.append(name)
+                return Response(200, described)
             case "GET", ["query"]:
                 return Response(200, self._query(version, query.get("q", ""), headers))
             case "GET", ["query", locator]:

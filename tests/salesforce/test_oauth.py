@@ -13,7 +13,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import SalesforceLogin
 from simple_salesforce.api import Salesforce
 
-from providers.base import ConnectionValueError, MetadataSource, SourceError
+from providers.base import ConnectionValueError, MetadataSource, SessionExpired, SourceError, complete_catalog
 from providers.salesforce import (
     AuthorizationError,
     AuthorizationRequest,
@@ -131,10 +131,29 @@ def test_code_exchange_gives_tokens_that_read_the_org(salesforce_org: Salesforce
     assert tokens.access_token not in repr(tokens) and tokens.refresh_token not in repr(tokens)
 
     source = MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
+    described_before = len(salesforce_org.fake.described)
     catalog = asyncio.run(salesforce_org.provider.discover(source))
     assert catalog.object_names() == ["Account", "Whizbang", "User", "Audit_Event__e"]
     assert not catalog.object("Audit_Event__e").capabilities.queryable
     assert catalog.service_name == "Salesforce" and len(catalog.source_sha256) == 64
+    # Listed from describe-global alone: what the picker needs, no object described yet.
+    assert salesforce_org.fake.described[described_before:] == []
+    assert catalog.outlined(catalog.object_names()) == catalog.object_names()
+    whizbang = catalog.object("Whizbang")
+    assert (whizbang.label, whizbang.group, whizbang.attributes) == ("Whizbang", "Custom objects", ())
+
+    # Completing describes exactly the objects asked for, and keeps the others outlined.
+    completed = asyncio.run(
+        complete_catalog(salesforce_org.provider, catalog, source, ["Whizbang", "Account"])
+    )
+    assert sorted(salesforce_org.fake.described[described_before:]) == ["Account", "Whizbang"]
+    assert completed.object_names() == catalog.object_names()
+    assert completed.outlined(completed.object_names()) == ["User", "Audit_Event__e"]
+    assert "Name" in [a.name for a in completed.object("Account").attributes]
+    assert completed.object("Whizbang").capabilities == whizbang.capabilities
+    # Nothing outlined among the names: nothing asked of the org.
+    asyncio.run(complete_catalog(salesforce_org.provider, completed, source, ["Account"]))
+    assert len(salesforce_org.fake.described) == described_before + 2
 
     refreshed = asyncio.run(
         refresh_access_token(
@@ -161,10 +180,13 @@ def test_live_discovery_says_what_went_wrong(salesforce_org: SalesforceOrg) -> N
     )
     with pytest.raises(SourceError, match="the org has no object 'Nope__c'"):
         asyncio.run(salesforce_org.provider.discover(unknown))
+    live = MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
+    catalog = asyncio.run(salesforce_org.provider.discover(live))
     salesforce_org.fake.expire_sessions()
-    expired = MetadataSource(kind="url", location=tokens.instance_url, password=tokens.access_token)
-    with pytest.raises(SourceError, match="authorization expired: press Authorize Salesforce again"):
-        asyncio.run(salesforce_org.provider.discover(expired))
+    with pytest.raises(SessionExpired, match="authorization expired: press Authorize Salesforce again"):
+        asyncio.run(salesforce_org.provider.discover(live))
+    with pytest.raises(SessionExpired):
+        asyncio.run(complete_catalog(salesforce_org.provider, catalog, live, ["Account", "User"]))
 
 
 def test_denied_consent_is_a_clear_error(salesforce_org: SalesforceOrg) -> None:
