@@ -310,3 +310,90 @@ async def test_an_ended_design_session_loses_nothing_and_a_new_authorization_con
     [queued] = await wait_for(lambda: jobs_of(database, review["private_metadata"]), what="the publish job")
     job = await service.publisher.wait(queued.id, timeout=120)
     assert (job.state, job.error) == ("published", None)
+
+
+def describes_since(org: SalesforceOrg, before: int) -> list[str]:
+    return sorted(org.fake.described[before:])
+
+
+async def signed_in_at_objects(service: RunningService, user: WizardUser, org: SalesforceOrg) -> int:
+    """Sign in from a new draft: how many describes the org had answered before."""
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    before = len(org.fake.described)
+    assert (await come_back(service, await authorize(user, org))).status_code == 200
+    await user.wait_step("objects")
+    return before
+
+
+async def test_only_the_objects_picked_are_described(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, salesforce_app: SalesforceOrg
+) -> None:
+    """The org is listed at the sign-in (describe-global only, however many objects it has); the
+    objects a user picks are described when the objects step is submitted, and only those."""
+    user = WizardUser(driver, fake_slack)
+    requests_before = len(salesforce_app.fake.requests)
+    before = await signed_in_at_objects(service, user, salesforce_app)
+    assert describes_since(salesforce_app, before) == []
+    paths = [path for _, path in salesforce_app.fake.requests[requests_before:]]
+    assert any(path.endswith("/sobjects") for path in paths)  # describe-global
+    assert await user.search("objects_rw", "Audit") == ["Audit_Event__e"]
+
+    await user.pick_objects(read_write=["Whizbang"], read_only=["User"], customize="Whizbang.Name = title")
+    await user.wait_step("settings")
+    assert describes_since(salesforce_app, before) == ["User", "Whizbang"]
+
+    # Back and Next again: described already, nothing is asked of the org.
+    await user.back()
+    await user.wait_step("objects")
+    await user.submit(
+        {"objects_rw": ["Whizbang"], "objects_ro": ["User"], "customize": "Whizbang.Name = title"}
+    )
+    await user.wait_step("settings")
+    assert describes_since(salesforce_app, before) == ["User", "Whizbang"]
+
+    # A customization naming a field the described object lacks is shown on the objects step.
+    await user.back()
+    await user.wait_step("objects")
+    await user.pick_objects(read_write=["Account"], customize="Account.Nope__c = nope")
+    await wait_for(lambda: ":warning:" in user.text, what="the problem with the customization")
+    assert user.step == "objects" and "Nope__c" in user.text
+    assert describes_since(salesforce_app, before) == ["Account", "User", "Whizbang"]
+
+
+async def test_a_session_that_expired_before_the_objects_step_is_renewed(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, salesforce_app: SalesforceOrg
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    before = await signed_in_at_objects(service, user, salesforce_app)
+    tokens_before = len(token_hosts(salesforce_app))
+    salesforce_app.fake.expire_sessions()
+
+    await user.pick_objects(read_write=["Account"])
+    await user.wait_step("settings")
+    assert describes_since(salesforce_app, before) == ["Account"]
+    assert len(token_hosts(salesforce_app)) == tokens_before + 1  # one refresh_token grant
+
+
+async def test_a_revoked_sign_in_asks_to_sign_in_again_and_keeps_the_choices(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, salesforce_app: SalesforceOrg
+) -> None:
+    user = WizardUser(driver, fake_slack)
+    before = await signed_in_at_objects(service, user, salesforce_app)
+    salesforce_app.fake.expire_sessions(revoke=True)
+
+    await user.pick_objects(read_write=["Account"], read_only=["User"], customize="Account.Name = title")
+    await user.wait_step("source")
+    assert "sign in again" in user.text.lower() and sign_in_host(user), user.text
+    assert describes_since(salesforce_app, before) == []
+
+    assert (await come_back(service, await authorize(user, salesforce_app))).status_code == 200
+    await user.wait_step("objects")
+    assert (user.initial_options("objects_rw"), user.initial_options("objects_ro")) == (["Account"], ["User"])
+    assert user.initial_value("customize") == "Account.Name = title"
+    await user.submit(
+        {"objects_rw": ["Account"], "objects_ro": ["User"], "customize": "Account.Name = title"}
+    )
+    await user.wait_step("settings")
+    assert describes_since(salesforce_app, before) == ["Account", "User"]
