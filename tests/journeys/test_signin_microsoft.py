@@ -60,9 +60,15 @@ def sign_in_url(user: WizardUser) -> str:
 
 
 async def sign_in(user: WizardUser, identity: IdentityServer) -> str:
-    """Click Sign in with Microsoft and sign in: where the identity server sends the browser."""
+    """Click Sign in with Microsoft and sign in: where the identity server sends the browser (at
+    once: the app may still be noting the click when the browser comes back)."""
     url = sign_in_url(user)
     await user.click(SIGN_IN)
+    return await log_in(url, identity)
+
+
+async def log_in(url: str, identity: IdentityServer) -> str:
+    """The browser at the sign-in button's URL, already logged in: where it is sent back."""
     async with httpx.AsyncClient(verify=identity.tls(), trust_env=False) as browser:
         answer = await browser.get(url)
     assert answer.status_code == 302, answer.text
@@ -72,9 +78,7 @@ async def sign_in(user: WizardUser, identity: IdentityServer) -> str:
 
 
 async def come_back(service: RunningService, location: str) -> httpx.Response:
-    """The browser comes back to the callback; a person signing in takes longer than the app
-    needs to note which modal the click came from (after its ack), so that is done first."""
-    await service.settled()
+    """The browser comes back to the callback."""
     parts = urlsplit(location)
     # the callback redeems the code: with a slow identity host that takes a while
     async with httpx.AsyncClient(timeout=30) as browser:
@@ -236,3 +240,46 @@ async def test_a_slow_identity_host_does_not_make_the_wizard_miss_slacks_ack_dea
         await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     finally:
         await asyncio.to_thread(identity.delay_discovery, 0)
+
+
+def updates_of(fake_slack: FakeSlack, view_id: str) -> int:
+    return sum(call.args.get("view_id") == view_id for call in fake_slack.calls("views.update"))
+
+
+@pytest.mark.parametrize("order", ["click_first", "browser_first"])
+async def test_the_modal_moves_on_once_whether_the_click_or_the_browser_comes_first(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    dataverse_app: DataverseEnvironmentPeer,
+    order: str,
+) -> None:
+    """Slack opens the browser and delivers the button's click at once, in no set order: with a
+    cached login the identity server sends the browser back before the click may arrive."""
+    user = WizardUser(driver, fake_slack)
+    await start_dataverse(user)
+    view_id = user.view["id"]
+    before = updates_of(fake_slack, view_id)
+    click = driver.hold_block_action(user.user, SIGN_IN)
+    if order == "click_first":
+        clicked = await click.deliver()
+        await service.settled()
+    location = await log_in(sign_in_url(user), dataverse_app.tenant.identity)
+    page = await come_back(service, location)
+    assert page.status_code == 200 and "Signed in with Microsoft" in page.text
+    if order == "browser_first":
+        await service.settled()
+        assert user.step == "source" and "Signed in as" not in user.text  # no modal named yet
+        clicked = await click.deliver()
+    assert clicked.status == 200
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
+    await service.settled()
+    assert updates_of(fake_slack, view_id) == before + 1
+    shown = user.text
+
+    # Slack delivers the click again (its retry): nothing changes.
+    assert (await driver.resend(clicked, retry_num=1, retry_reason="http_timeout")).status == 200
+    await service.settled()
+    assert updates_of(fake_slack, view_id) == before + 1 and user.text == shown
+    await user.give_source(environment_url=dataverse_app.api_url)
+    await user.wait_step("objects")

@@ -17,6 +17,7 @@ from storage import Database, Integrations
 from storage.models import OAuthState
 from tests.fixtures.salesforce import CALLBACK_URL, SalesforceOrg
 from tests.journeys.service import RunningService
+from tests.journeys.test_signin_microsoft import updates_of
 from tests.journeys.test_wizard_happy_path import database_files, jobs_of
 from tests.journeys.wizard_user import WizardUser
 from tests.slack import Driver, FakeSlack, wait_for
@@ -51,9 +52,15 @@ def sign_in_url(user: WizardUser) -> str:
 
 
 async def authorize(user: WizardUser, org: SalesforceOrg) -> str:
-    """Click Authorize Salesforce and log in: the callback URL the org sends the browser to."""
+    """Click Authorize Salesforce and log in: the callback URL the org sends the browser to (at
+    once: the app may still be noting the click when the browser comes back)."""
     url = sign_in_url(user)
     await user.click(SIGN_IN)
+    return await log_in(url, org)
+
+
+async def log_in(url: str, org: SalesforceOrg) -> str:
+    """The browser at the Authorize button's URL, already logged in: where the org sends it."""
     async with httpx.AsyncClient(verify=org.http.tls()) as browser:
         answer = await browser.get(url)
     assert answer.status_code == 302, answer.text
@@ -134,6 +141,45 @@ async def test_a_developer_authorizes_salesforce_and_publishes_from_the_live_org
     # The same callback again (a replay) is refused and changes nothing.
     again = await come_back(service, location)
     assert again.status_code == 400 and "not valid" in again.text
+
+
+@pytest.mark.parametrize("order", ["click_first", "browser_first"])
+async def test_the_modal_moves_on_once_whether_the_click_or_the_browser_comes_first(
+    service: RunningService,
+    driver: Driver,
+    fake_slack: FakeSlack,
+    salesforce_app: SalesforceOrg,
+    order: str,
+) -> None:
+    """Slack opens the browser and delivers the button's click at once, in no set order: with a
+    logged-in browser the org sends it back before the click may arrive."""
+    user = WizardUser(driver, fake_slack)
+    await user.start()
+    await user.choose_provider("salesforce")
+    await user.wait_step("source")
+    view_id = user.view["id"]
+    before = updates_of(fake_slack, view_id)
+    click = driver.hold_block_action(user.user, SIGN_IN)
+    if order == "click_first":
+        clicked = await click.deliver()
+        await service.settled()
+    page = await come_back(service, await log_in(sign_in_url(user), salesforce_app))
+    assert page.status_code == 200 and "Signed in to Salesforce" in page.text
+    if order == "browser_first":
+        await service.settled()  # the org's objects are read: the modal is not known yet
+        assert user.step == "source"
+        clicked = await click.deliver()
+    assert clicked.status == 200
+    await user.wait_step("objects")
+    await service.settled()
+    assert updates_of(fake_slack, view_id) == before + 1
+    assert set(await user.search("objects_rw")) >= {"Account", "Whizbang"}
+    shown = user.text
+
+    # Slack delivers the click again (its retry): nothing changes.
+    assert (await driver.resend(clicked, retry_num=1, retry_reason="http_timeout")).status == 200
+    await service.settled()
+    assert updates_of(fake_slack, view_id) == before + 1 and user.text == shown
 
 
 async def test_a_forged_state_is_refused_and_changes_nothing(

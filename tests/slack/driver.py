@@ -108,6 +108,26 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+class HeldDelivery:
+    """An interaction the user made that Slack has not delivered yet (:meth:`Driver.hold_block_action`)."""
+
+    def __init__(
+        self, what: str, send: Callable[[], Awaitable[AckResponse]], undelivered: list[HeldDelivery]
+    ) -> None:
+        self.what = what
+        self._send: Callable[[], Awaitable[AckResponse]] | None = send
+        self._undelivered = undelivered
+        undelivered.append(self)
+
+    async def deliver(self) -> AckResponse:
+        """Slack delivers it now, once (its retries are :meth:`Driver.resend` of the answer)."""
+        if self._send is None:
+            raise SlackContractError(f"{self.what} was delivered already")
+        send, self._send = self._send, None
+        self._undelivered.remove(self)
+        return await send()
+
+
 class Driver:
     """Slack's client and interaction delivery for one app under test."""
 
@@ -129,6 +149,7 @@ class Driver:
         self._secret = signing_secret.encode()
         self._offered: dict[tuple[str, str, str], dict[str, Json]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._held: list[HeldDelivery] = []
 
     async def __aenter__(self) -> Driver:
         return self
@@ -146,9 +167,10 @@ class Driver:
             self._session = None
 
     def check(self) -> None:
-        """Fail with every recorded failure (slow acks)."""
-        if self.failures:
-            raise SlackContractError("\n".join(self.failures))
+        """Fail with every recorded failure (slow acks, held interactions never delivered)."""
+        failures = self.failures + [f"{held.what}: held and never delivered" for held in self._held]
+        if failures:
+            raise SlackContractError("\n".join(failures))
 
     # Interactions
 
@@ -220,6 +242,41 @@ class Driver:
         Naming a view or message explicitly also lets a test forge a click by a user who cannot see it.
         """
         member = self._user(user)
+        fields = self._block_action_fields(member, action_id, value, block_id, view, message)
+        return await self._interaction("block_actions", member, fields, delivery)
+
+    def hold_block_action(
+        self,
+        user: SlackUser | str,
+        action_id: str,
+        value: Any = None,
+        *,
+        block_id: str | None = None,
+        view: str | Mapping[str, Any] | None = None,
+        message: FakeMessage | None = None,
+        **delivery: Unpack[Delivery],
+    ) -> HeldDelivery:
+        """The user clicks now (as :meth:`block_action`), but Slack delivers the click only when the
+        test awaits ``deliver()``: Slack orders its delivery after nothing else, such as the browser
+        tab a URL button opened at the same moment. A held click never delivered fails :meth:`check`."""
+        member = self._user(user)
+        fields = self._block_action_fields(member, action_id, value, block_id, view, message)
+
+        async def send() -> AckResponse:
+            return await self._interaction("block_actions", member, fields, delivery)
+
+        return HeldDelivery(f"block_actions {action_id!r} of {member.name}", send, self._held)
+
+    def _block_action_fields(
+        self,
+        member: SlackUser,
+        action_id: str,
+        value: Any,
+        block_id: str | None,
+        view: str | Mapping[str, Any] | None,
+        message: FakeMessage | None,
+    ) -> Json:
+        """The payload fields of a click on what ``member`` sees now."""
         ref, surface = self._locate(member, action_id, block_id, view, message)
         action: Json = {
             "type": ref.type,
@@ -266,7 +323,7 @@ class Driver:
             fields.update(
                 {"container": {"type": "view", "view_id": surface["id"]}, "view": self._view_payload(surface)}
             )
-        return await self._interaction("block_actions", member, fields, delivery)
+        return fields
 
     async def block_suggestion(
         self,
