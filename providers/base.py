@@ -109,7 +109,7 @@ class RuntimeSupport:
     """How generated packages talk to this provider's system at run time.
 
     ``module`` names a module under ``providers/runtime/`` exposing ``Client`` and
-    ``AsyncClient`` (see ``providers/runtime/contract.py``); ``modules`` lists every runtime
+    ``AsyncClient`` (see ``providers/runtime/client.py``); ``modules`` lists every runtime
     module the generated package must carry; ``dependencies`` are extra PyPI requirements.
     """
 

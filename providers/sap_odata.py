@@ -52,7 +52,7 @@ class SapODataProvider:
     implemented = True
     needs_certificate = False
     runtime = RuntimeSupport(
-        module="odata", modules=("errors", "query", "records", "connection", "contract", "odata")
+        module="odata", modules=("errors", "query", "records", "connection", "client", "odata")
     )
 
     def __init__(self, *, allow_private: bool | None = None, limits: FetchLimits | None = None) -> None:

@@ -32,25 +32,22 @@ Decisions a caller may notice:
 from __future__ import annotations
 
 import json
-import ssl
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Links, Search, retry_after
 from .connection import BasicAuth, Connection
 from .errors import (
     ConfigurationError,
     IntegrationError,
     InvalidRequest,
     RateLimited,
-    ServiceUnavailable,
     error_for_status,
 )
 from .query import BasicFilter, FilterOperator, OrderBy, Page
@@ -218,20 +215,6 @@ class _ObjectCodec:
 # --------------------------------------------------------------------------------------------
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (_datetime(when) - datetime.now(UTC)).total_seconds())
-
-
 def error_from_response(response: httpx.Response, what: str) -> IntegrationError:
     """The :mod:`errors` exception for a failed Graph response (``{"error": {"code", "message"}}``)."""
     status = response.status_code
@@ -249,7 +232,7 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
     if status == 429 or (status == 503 and response.headers.get("retry-after")):
         return RateLimited(
             text,
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after(response.headers.get("retry-after")),
             status=status,
             code=code,
             request_id=request_id,
@@ -261,25 +244,6 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
 # The shared protocol: flows that yield calls and receive responses
 # --------------------------------------------------------------------------------------------
 
-
-@contextmanager
-def _decoding(what: str) -> Iterator[None]:
-    """Turns an answer the list's columns do not describe into one clear error."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise IntegrationError(f"{what}: unexpected answer from Graph ({exc!r})") from exc
-
-
-class _Call(NamedTuple):
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    content: bytes | None
-    what: str
-
-
-_Flow = Generator[_Call, httpx.Response, T]
 
 _COMPARISONS = {
     FilterOperator.EQUAL: "eq",
@@ -299,8 +263,8 @@ def _query_string(params: Mapping[str, str]) -> str:
     )
 
 
-class _Core:
-    """Protocol state and logic shared by :class:`Client` and :class:`AsyncClient`."""
+class _Core(Core[_ObjectCodec]):
+    """Graph's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
         if isinstance(connection.auth, BasicAuth):
@@ -308,20 +272,10 @@ class _Core:
                 f"{service.integration}: Microsoft Graph takes an access token (BearerAuth), "
                 "not a user and password"
             )
-        self.connection = connection
-        self.root = connection.url if connection.url.endswith("/") else connection.url + "/"
-        self.origin = httpx.URL(self.root)
-        self.headers = {"Accept": "application/json", **connection.headers, **connection.auth_headers()}
-        self.params = dict(connection.params)
-        self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
-
-    def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
-        entry = self._codecs.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            return entry[1]
-        codec = _ObjectCodec(obj)
-        self._codecs[id(obj)] = (obj, codec)
-        return codec
+        root = connection.url if connection.url.endswith("/") else connection.url + "/"
+        super().__init__(
+            connection, root, {"Accept": "application/json"}, _ObjectCodec, error_from_response, "Graph"
+        )
 
     def call(
         self,
@@ -331,7 +285,7 @@ class _Core:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
-    ) -> _Call:
+    ) -> Call:
         merged = {**self.headers, **headers} if headers else self.headers
         content = None
         if body is not None:
@@ -340,37 +294,11 @@ class _Core:
         query = {**self.params, **(params or {})}
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{_query_string(query)}"
-        return _Call(method, url, merged, content, what)
-
-    def rebase(self, link: str) -> str:
-        url = self.origin.join(link)
-        if (url.scheme, url.host, url.port) != (self.origin.scheme, self.origin.host, self.origin.port):
-            url = url.copy_with(scheme=self.origin.scheme, host=self.origin.host, port=self.origin.port)
-        return str(url)
+        return Call(method, url, merged, content, what)
 
     def items_url(self, obj: ObjectDescriptor, item_id: str | None = None) -> str:
         url = f"{self.root}lists/{quote(obj.name, safe='')}/items"
         return url if item_id is None else f"{url}/{quote(item_id, safe='')}"
-
-    def transport_error(self, exc: httpx.HTTPError, call: _Call) -> ServiceUnavailable:
-        host = self.origin.host + (f":{self.origin.port}" if self.origin.port else "")
-        if isinstance(exc, httpx.TimeoutException):
-            reason = f"no answer from {host} within {self.connection.timeout:g} s"
-        else:
-            reason = f"cannot reach {host} ({type(exc).__name__})"
-        return ServiceUnavailable(f"{call.what}: {reason}")
-
-    @staticmethod
-    def check(response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
-            raise error_from_response(response, what)
-
-    def payload(self, response: httpx.Response, what: str) -> Any:
-        self.check(response, what)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise IntegrationError(f"{what}: Graph answered with something that is not JSON") from exc
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -417,16 +345,9 @@ class _Core:
 
     # --- flows -------------------------------------------------------------------------------
 
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter],
-        advanced_filter: str | None,
-        order_by: Sequence[OrderBy],
-        advanced_order_by: str | None,
-        skip: int,
-        top: int,
-    ) -> _Flow[Page[Any]]:
+    def search(self, search: Search) -> Flow[Page[Any]]:
+        obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted = search
+        self.plain(formatted)
         codec = self.codec(obj)
         params = {
             **self.query(codec, filters, advanced_filter, order_by, advanced_order_by),
@@ -434,7 +355,12 @@ class _Core:
         }
         return self._page(codec, self.items_url(obj), params, skip, top, drop=skip)
 
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
+    def count(self, search: Search) -> Flow[int]:
+        raise InvalidRequest(
+            f"count {search.obj.name}: SharePoint lists cannot count items through Microsoft Graph"
+        )
+
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Flow[Page[Any]]:
         if page.next_link is None:
             raise ValueError(f"{obj.name}: this is the last page, there is no next one")
         link = self.rebase(page.next_link)
@@ -444,7 +370,7 @@ class _Core:
 
     def _page(
         self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, drop: int
-    ) -> _Flow[Page[Any]]:
+    ) -> Flow[Page[Any]]:
         if skip < 0 or top <= 0:
             raise ValueError("skip must not be negative and top must be positive")
         if drop % top:
@@ -458,7 +384,7 @@ class _Core:
         while True:
             response = yield call
             payload = self.payload(response, what)
-            with _decoding(what):
+            with self.decoding(what):
                 rows = list(payload["value"])
                 link = payload.get("@odata.nextLink")
                 if drop <= 0:
@@ -469,25 +395,27 @@ class _Core:
                 return Page([], None, None, skip, top, codec.obj.name)
             call = self.call("GET", self.rebase(link), what, None, headers)
 
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> _Flow[Any]:
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool) -> Flow[Any]:
+        self.plain(formatted)
         codec = self.codec(obj)
         return self._read(codec, codec.item_id(key), f"get {obj.name}")
 
-    def _read(self, codec: _ObjectCodec, item_id: str, what: str) -> _Flow[Any]:
+    def _read(self, codec: _ObjectCodec, item_id: str, what: str) -> Flow[Any]:
         response = yield self.call("GET", self.items_url(codec.obj, item_id), what, {"expand": codec.expand})
         payload = self.payload(response, what)
-        with _decoding(what):
+        with self.decoding(what):
             return codec.decode(payload)
 
     def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None
-    ) -> _Flow[Any]:
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None, links: Links
+    ) -> Flow[Any]:
+        self.plain(links=links)
         codec = self.codec(obj)
         what = f"create {obj.name}"
         body = {"fields": codec.body(record, attributes_to_send, creating=True)}
         response = yield self.call("POST", self.items_url(obj), what, body=body)
         payload = self.payload(response, what)
-        with _decoding(what):
+        with self.decoding(what):
             return codec.decode(payload)
 
     def update(
@@ -497,7 +425,9 @@ class _Core:
         record: Any,
         attributes_to_send: Sequence[str] | None,
         etag: str | None,
-    ) -> _Flow[None]:
+        links: Links,
+    ) -> Flow[None]:
+        self.plain(links=links)
         codec = self.codec(obj)
         what = f"update {obj.name}"
         url = self.items_url(obj, codec.item_id(key)) + "/fields"
@@ -505,7 +435,7 @@ class _Core:
         response = yield self.call("PATCH", url, what, None, {"If-Match": etag} if etag else None, body)
         self.check(response, what)
 
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> Flow[None]:
         codec = self.codec(obj)
         what = f"delete {obj.name}"
         headers = {"If-Match": etag} if etag else None
@@ -514,204 +444,23 @@ class _Core:
 
 
 # --------------------------------------------------------------------------------------------
-# The clients: only the I/O differs
+# The clients: the shared shells around the core
 # --------------------------------------------------------------------------------------------
 
 
-def _verify(connection: Connection) -> bool | ssl.SSLContext:
-    # httpx deprecates a CA bundle path as ``verify``; a context says the same
-    if isinstance(connection.verify, str):
-        return ssl.create_default_context(cafile=connection.verify)
-    return connection.verify
-
-
-def _result(stop: StopIteration) -> Any:
-    return stop.value
-
-
-def _cannot_count(obj: ObjectDescriptor) -> InvalidRequest:
-    return InvalidRequest(f"count {obj.name}: SharePoint lists cannot count items through Microsoft Graph")
-
-
-class Client:
+class Client(ClientBase):
     """Synchronous Graph client for one site's lists; use as a context manager or call close()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=connection.timeout, verify=_verify(connection))
-
-    def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            return self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(self._send(call))
-        except StopIteration as stop:
-            return cast(T, _result(stop))
-
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-    ) -> Page[Any]:
-        """Up to ``top`` items after ``skip`` (a multiple of ``top``), with a link to the next page."""
-        return self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
-        )
-
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return self._run(self._core.next_page(obj, page))
-
-    def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """Always InvalidRequest: Graph cannot count list items."""
-        raise _cannot_count(obj)
-
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
-        """One item by id; NotFound when it does not exist."""
-        return self._run(self._core.get(obj, key))
-
-    def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
-    ) -> Any:
-        """Create ``record`` and return the item as SharePoint stored it."""
-        return self._run(self._core.create(obj, record, attributes_to_send))
-
-    def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Change the item with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.update(obj, key, record, attributes_to_send, etag))
-
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the item with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.delete(obj, key, etag))
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        super().__init__(_Core(connection, service), http)
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=_verify(connection))
-
-    async def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            return await self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    async def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(await self._send(call))
-        except StopIteration as stop:
-            return cast(T, _result(stop))
-
-    async def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-    ) -> Page[Any]:
-        """Up to ``top`` items after ``skip`` (a multiple of ``top``), with a link to the next page."""
-        return await self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
-        )
-
-    async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return await self._run(self._core.next_page(obj, page))
-
-    async def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """Always InvalidRequest: Graph cannot count list items."""
-        raise _cannot_count(obj)
-
-    async def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
-        """One item by id; NotFound when it does not exist."""
-        return await self._run(self._core.get(obj, key))
-
-    async def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
-    ) -> Any:
-        """Create ``record`` and return the item as SharePoint stored it."""
-        return await self._run(self._core.create(obj, record, attributes_to_send))
-
-    async def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Change the item with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.update(obj, key, record, attributes_to_send, etag))
-
-    async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the item with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.delete(obj, key, etag))
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        super().__init__(_Core(connection, service), http)

@@ -60,11 +60,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from enum import Enum
 from keyword import iskeyword
 from operator import itemgetter
@@ -75,8 +73,9 @@ from uuid import UUID, SafeUUID
 
 import httpx
 
+from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Search, request_id, retry_after
 from .connection import Connection
-from .errors import ConfigurationError, IntegrationError, RateLimited, ServiceUnavailable, error_for_status
+from .errors import ConfigurationError, IntegrationError, RateLimited, error_for_status
 from .query import BasicFilter, FilterOperator, OrderBy, Page
 from .records import FieldDescriptor, NavigationDescriptor, ObjectDescriptor, ServiceDescriptor
 
@@ -831,16 +830,6 @@ class _ObjectCodec:
 # --------------------------------------------------------------------------------------------
 
 
-class _Call(NamedTuple):
-    method: str
-    url: str  # with the query string, encoded by _query_string
-    headers: Mapping[str, str]
-    content: bytes | None
-    what: str  # the operation, for error messages
-
-
-_Flow = Generator[_Call, httpx.Response, T]
-
 _COMPARISONS = {
     FilterOperator.EQUAL: "eq",
     FilterOperator.NOT_EQUAL: "ne",
@@ -857,13 +846,6 @@ _TEXT_FUNCTIONS = {
     FilterOperator.CONTAINS: "contains",
     FilterOperator.CONTAINS_IGNORE_CASE: "contains",
 }
-_REQUEST_ID_HEADERS = (
-    "sap-request-id",
-    "x-request-id",
-    "request-id",
-    "x-correlationid",
-    "x-ms-service-request-id",
-)
 _XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]*)</", re.IGNORECASE)
 _XML_MESSAGE = re.compile(r"<(?:\w+:)?message[^>]*>([^<]*)</", re.IGNORECASE)
 _MAX_MESSAGE = 500
@@ -876,28 +858,6 @@ def _query_string(params: Mapping[str, str]) -> str:
     return "&".join(
         f"{quote(name, safe=_QUERY_SAFE)}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
     )
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        value = response.headers.get(name)
-        if value:
-            return str(value)
-    return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (_aware(when) - datetime.now(UTC)).total_seconds())
 
 
 def _error_details(response: httpx.Response) -> tuple[str, str | None]:
@@ -924,43 +884,38 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     return text[:_MAX_MESSAGE], None
 
 
-@contextmanager
-def _decoding(what: str) -> Iterator[None]:
-    """Turns a payload the object's metadata does not describe into one clear error."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise IntegrationError(f"{what}: unexpected answer from the server ({exc!r})") from exc
-
-
 def error_from_response(response: httpx.Response, what: str) -> IntegrationError:
     """The :mod:`errors` exception for a failed OData response."""
     status = response.status_code
     message, code = _error_details(response)
     text = f"{what}: {message or response.reason_phrase or f'HTTP {status}'}"
-    request_id = _request_id(response)
+    rid = request_id(response)
     if status == 429:
         return RateLimited(
             text,
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after(response.headers.get("retry-after")),
             status=status,
             code=code,
-            request_id=request_id,
+            request_id=rid,
         )
-    return error_for_status(status)(text, status=status, code=code, request_id=request_id)
+    return error_for_status(status)(text, status=status, code=code, request_id=rid)
 
 
-class _Core:
-    """Protocol state and logic shared by :class:`Client` and :class:`AsyncClient`."""
+class _Core(Core[_ObjectCodec]):
+    """OData's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
-        self.connection = connection
         self.service = service
         self.dialect = _dialect_for(service)
-        self.root = connection.url if connection.url.endswith("/") else connection.url + "/"
-        self.origin = httpx.URL(self.root)
-        self.headers = {**self.dialect.headers, **connection.headers, **connection.auth_headers()}
-        self.params = dict(connection.params)
+        root = connection.url if connection.url.endswith("/") else connection.url + "/"
+        super().__init__(
+            connection,
+            root,
+            self.dialect.headers,
+            lambda obj: _ObjectCodec(obj, self),
+            error_from_response,
+            "the server",
+        )
         self.update_method = self.dialect.update_method
         self.csrf_token: str | None = None
         self.csrf_fetched = not service.runtime.get("csrf", True)
@@ -968,17 +923,8 @@ class _Core:
         self.if_match = str(service.runtime.get("if_match") or "")
         self.server_paging = bool(service.runtime.get("server_paging"))
         self.formats_values = bool(service.runtime.get("formatted_values"))
-        self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
 
     # --- descriptors -------------------------------------------------------------------------
-
-    def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
-        entry = self._codecs.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            return entry[1]
-        codec = _ObjectCodec(obj, self)
-        self._codecs[id(obj)] = (obj, codec)
-        return codec
 
     def navigation_decoder(self, navigation: NavigationDescriptor, formatted: bool) -> Decoder:
         dialect = self.dialect
@@ -1015,7 +961,7 @@ class _Core:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
-    ) -> _Call:
+    ) -> Call:
         merged_headers = {**self.headers, **headers} if headers else self.headers
         content = None
         if body is not None:
@@ -1028,14 +974,7 @@ class _Core:
             query = {**{k: v for k, v in self.params.items() if k not in present}, **query}
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{_query_string(query)}"
-        return _Call(method, url, merged_headers, content, what)
-
-    def rebase(self, link: str) -> str:
-        """A server-provided link resolved against the service root, on the connection's origin."""
-        url = self.origin.join(link)
-        if (url.scheme, url.host, url.port) != (self.origin.scheme, self.origin.host, self.origin.port):
-            url = url.copy_with(scheme=self.origin.scheme, host=self.origin.host, port=self.origin.port)
-        return str(url)
+        return Call(method, url, merged_headers, content, what)
 
     def entity_set_url(self, obj: ObjectDescriptor) -> str:
         return self.root + quote(obj.name, safe="")
@@ -1043,32 +982,6 @@ class _Core:
     def entity_url(self, codec: _ObjectCodec, key: Mapping[str, Any]) -> tuple[str, str]:
         predicate = codec.key_predicate(key)
         return self.entity_set_url(codec.obj) + predicate, codec.obj.name + predicate
-
-    def transport_error(self, exc: httpx.HTTPError, call: _Call) -> ServiceUnavailable:
-        # only the host: the URL may carry user data, and exception texts may echo it
-        host = self.origin.host + (f":{self.origin.port}" if self.origin.port else "")
-        if isinstance(exc, httpx.TimeoutException):
-            reason = f"no answer from {host} within {self.connection.timeout:g} s"
-        else:
-            reason = f"cannot reach {host} ({type(exc).__name__})"
-        return ServiceUnavailable(f"{call.what}: {reason}")
-
-    @staticmethod
-    def check(response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
-            raise error_from_response(response, what)
-
-    def payload(self, response: httpx.Response, what: str) -> Any:
-        self.check(response, what)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise IntegrationError(
-                f"{what}: the server answered with something that is not JSON "
-                f"({response.headers.get('content-type', 'no content type')})",
-                status=response.status_code,
-                request_id=_request_id(response),
-            ) from exc
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -1119,17 +1032,8 @@ class _Core:
 
     # --- flows -------------------------------------------------------------------------------
 
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter],
-        advanced_filter: str | None,
-        order_by: Sequence[OrderBy],
-        advanced_order_by: str | None,
-        skip: int,
-        top: int,
-        formatted: bool = False,
-    ) -> _Flow[Page[Any]]:
+    def search(self, search: Search) -> Flow[Page[Any]]:
+        obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted = search
         codec = self.codec(obj)
         params = {
             **codec.read_params,
@@ -1140,7 +1044,7 @@ class _Core:
             return self._server_page(codec, self.entity_set_url(obj), params, skip, top, skip, formatted)
         return self._page(codec, self.entity_set_url(obj), params, skip, top, formatted)
 
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Flow[Page[Any]]:
         if page.next_link is None:
             raise ValueError(f"{obj.name}: this is the last page, there is no next one")
         link = self.rebase(page.next_link)
@@ -1158,7 +1062,7 @@ class _Core:
 
     def _page(
         self, codec: _ObjectCodec, url: str, params: dict[str, str], skip: int, top: int, formatted: bool
-    ) -> _Flow[Page[Any]]:
+    ) -> Flow[Page[Any]]:
         if skip < 0 or top < 0:
             raise ValueError("skip and top must not be negative")
         what = f"search {codec.obj.name}"
@@ -1175,7 +1079,7 @@ class _Core:
         while True:
             response = yield call
             payload = self.payload(response, what)
-            with _decoding(what):
+            with self.decoding(what):
                 rows, count, link = self.dialect.collection(payload)
                 if total is None and count is not None:
                     total = int(count)
@@ -1198,7 +1102,7 @@ class _Core:
         top: int,
         drop: int,
         formatted: bool,
-    ) -> _Flow[Page[Any]]:
+    ) -> Flow[Page[Any]]:
         """One server page of ``top`` records after dropping ``drop`` records (whole pages)."""
         if skip < 0 or top <= 0:
             raise ValueError("skip must not be negative and top must be positive")
@@ -1214,7 +1118,7 @@ class _Core:
         while True:
             response = yield call
             payload = self.payload(response, what)
-            with _decoding(what):
+            with self.decoding(what):
                 rows, count, link = self.dialect.collection(payload)
                 if drop <= 0:
                     items = [decode(row, None) for row in rows]
@@ -1227,28 +1131,26 @@ class _Core:
                 return Page([], total, None, skip, top, codec.obj.name, formatted)
             call = self.call("GET", self.rebase(link), what, None, headers)
 
-    def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter], advanced_filter: str | None
-    ) -> _Flow[int]:
-        codec = self.codec(obj)
-        what = f"count {obj.name}"
-        params = self.query(codec, filters, advanced_filter)
-        url = self.entity_set_url(obj) + "/$count"
+    def count(self, search: Search) -> Flow[int]:
+        codec = self.codec(search.obj)
+        what = f"count {search.obj.name}"
+        params = self.query(codec, search.filters, search.advanced_filter)
+        url = self.entity_set_url(search.obj) + "/$count"
         response = yield self.call("GET", url, what, params, {"Accept": "text/plain"})
         self.check(response, what)
-        with _decoding(what):
+        with self.decoding(what):
             return int(response.text.strip())
 
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool = False) -> _Flow[Any]:
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool = False) -> Flow[Any]:
         codec = self.codec(obj)
         url, name = self.entity_url(codec, key)
         return self._read(codec, url, f"get {name}", formatted)
 
-    def _read(self, codec: _ObjectCodec, url: str, what: str, formatted: bool = False) -> _Flow[Any]:
+    def _read(self, codec: _ObjectCodec, url: str, what: str, formatted: bool = False) -> Flow[Any]:
         headers = self.read_headers({}, formatted)
         response = yield self.call("GET", url, what, codec.read_params, headers)
         payload = self.payload(response, what)
-        with _decoding(what):
+        with self.decoding(what):
             return codec.decoder(formatted)(self.dialect.entity(payload), response.headers.get("etag"))
 
     def create(
@@ -1257,7 +1159,7 @@ class _Core:
         record: Any,
         attributes_to_send: Sequence[str] | None,
         links: Mapping[str, Any] | None = None,
-    ) -> _Flow[Any]:
+    ) -> Flow[Any]:
         codec = self.codec(obj)
         what = f"create {obj.name}"
         body = codec.body(record, attributes_to_send, creating=True, links=links)
@@ -1266,7 +1168,7 @@ class _Core:
         )
         if response.status_code != 204 and response.content.strip():
             payload = self.payload(response, what)
-            with _decoding(what):
+            with self.decoding(what):
                 return codec.decode(self.dialect.entity(payload), response.headers.get("etag"))
         location = response.headers.get("odata-entityid") or response.headers.get("location")
         if location:
@@ -1281,14 +1183,14 @@ class _Core:
         attributes_to_send: Sequence[str] | None,
         etag: str | None,
         links: Mapping[str, Any] | None = None,
-    ) -> _Flow[None]:
+    ) -> Flow[None]:
         codec = self.codec(obj)
         url, name = self.entity_url(codec, key)
         body = codec.body(record, attributes_to_send, creating=False, links=links)
         headers = {**self.dialect.update_headers(), **({"If-Match": etag} if etag else {})}
         yield from self._write(None, url, f"update {name}", body, headers, etag_scope=obj.name)
 
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> Flow[None]:
         url, name = self.entity_url(self.codec(obj), key)
         headers = {"If-Match": etag} if etag else {}
         yield from self._write("DELETE", url, f"delete {name}", None, headers, etag_scope=obj.name)
@@ -1301,7 +1203,7 @@ class _Core:
         body: Any,
         headers: Mapping[str, str],
         etag_scope: str | None = None,
-    ) -> _Flow[httpx.Response]:
+    ) -> Flow[httpx.Response]:
         """One write with SAP CSRF handling.
 
         ``method=None`` means this service's update method; ``etag_scope`` (the entity set) marks
@@ -1337,7 +1239,7 @@ class _Core:
             self.check(response, what)
             return response
 
-    def _fetch_csrf(self, what: str) -> _Flow[None]:
+    def _fetch_csrf(self, what: str) -> Flow[None]:
         response = yield self.call("GET", self.root, what, None, {"X-CSRF-Token": "Fetch"})
         if response.status_code == 401:
             raise error_from_response(response, what)
@@ -1347,225 +1249,23 @@ class _Core:
 
 
 # --------------------------------------------------------------------------------------------
-# The clients: only the I/O differs
+# The clients: the shared shells around the core
 # --------------------------------------------------------------------------------------------
 
 
-def _finished(stop: StopIteration) -> Any:
-    return stop.value
-
-
-class Client:
+class Client(ClientBase):
     """Synchronous OData client for one service; use as a context manager or call close()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=connection.timeout, verify=connection.verify)
-        self._auth = connection.httpx_auth()
-
-    def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            if self._auth is None:
-                return self._http.send(request)
-            return self._http.send(request, auth=self._auth)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(self._send(call))
-        except StopIteration as stop:
-            return cast(T, _finished(stop))
-
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-        *,
-        formatted_values: bool = False,
-    ) -> Page[Any]:
-        """Up to ``top`` records after ``skip``, with the total count and a link to the next page."""
-        return self._run(
-            self._core.search(
-                obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted_values
-            )
-        )
-
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return self._run(self._core.next_page(obj, page))
-
-    def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """How many records match."""
-        return self._run(self._core.count(obj, filters, advanced_filter))
-
-    def get(
-        self, obj: ObjectDescriptor, key: Mapping[str, Any], *, formatted_values: bool = False
-    ) -> Any:
-        """One record by key (wire name -> value); NotFound when it does not exist."""
-        return self._run(self._core.get(obj, key, formatted_values))
-
-    def create(
-        self,
-        obj: ObjectDescriptor,
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        *,
-        links: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Create ``record`` (with its lookups set to ``links``) and return it as the server stored it."""
-        return self._run(self._core.create(obj, record, attributes_to_send, links))
-
-    def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-        *,
-        links: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Change the record with ``key`` (and its lookups in ``links``); Conflict when ``etag`` is stale."""
-        self._run(self._core.update(obj, key, record, attributes_to_send, etag, links))
-
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.delete(obj, key, etag))
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        super().__init__(_Core(connection, service), http)
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=connection.verify)
-        self._auth = connection.httpx_auth()
-
-    async def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            if self._auth is None:
-                return await self._http.send(request)
-            return await self._http.send(request, auth=self._auth)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    async def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(await self._send(call))
-        except StopIteration as stop:
-            return cast(T, _finished(stop))
-
-    async def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-        *,
-        formatted_values: bool = False,
-    ) -> Page[Any]:
-        """Up to ``top`` records after ``skip``, with the total count and a link to the next page."""
-        return await self._run(
-            self._core.search(
-                obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted_values
-            )
-        )
-
-    async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return await self._run(self._core.next_page(obj, page))
-
-    async def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """How many records match."""
-        return await self._run(self._core.count(obj, filters, advanced_filter))
-
-    async def get(
-        self, obj: ObjectDescriptor, key: Mapping[str, Any], *, formatted_values: bool = False
-    ) -> Any:
-        """One record by key (wire name -> value); NotFound when it does not exist."""
-        return await self._run(self._core.get(obj, key, formatted_values))
-
-    async def create(
-        self,
-        obj: ObjectDescriptor,
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        *,
-        links: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Create ``record`` (with its lookups set to ``links``) and return it as the server stored it."""
-        return await self._run(self._core.create(obj, record, attributes_to_send, links))
-
-    async def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-        *,
-        links: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Change the record with ``key`` (and its lookups in ``links``); Conflict when ``etag`` is stale."""
-        await self._run(self._core.update(obj, key, record, attributes_to_send, etag, links))
-
-    async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.delete(obj, key, etag))
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        super().__init__(_Core(connection, service), http)

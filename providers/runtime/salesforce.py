@@ -54,18 +54,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import ssl
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import partial
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Links, Search, retry_after
 from .connection import BasicAuth, Connection
 from .errors import (
     ConfigurationError,
@@ -461,20 +460,6 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     return " ".join(str(message).split())[:_MAX_MESSAGE], (str(code) if code else None)
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (_datetime(when) - datetime.now(UTC)).total_seconds())
-
-
 def error_from_response(response: httpx.Response, what: str) -> IntegrationError:
     """The :mod:`errors` exception for a failed Salesforce REST response."""
     status = response.status_code
@@ -500,7 +485,7 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
     text = f"{what}: {detail}"
     if cls is RateLimited:
         return RateLimited(
-            text, retry_after=_retry_after(response.headers.get("retry-after")), status=status, code=code
+            text, retry_after=retry_after(response.headers.get("retry-after")), status=status, code=code
         )
     return cls(text, status=status, code=code)
 
@@ -509,16 +494,6 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
 # The shared protocol: flows that yield calls and receive responses
 # --------------------------------------------------------------------------------------------
 
-
-class _Call(NamedTuple):
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    content: bytes | None
-    what: str
-
-
-_Flow = Generator[_Call, httpx.Response, T]
 
 _COMPARISONS = {
     FilterOperator.EQUAL: "=",
@@ -552,10 +527,6 @@ def _page_soql(base: str, skip: int, top: int) -> str:
     return soql
 
 
-def _decode_rows(codec: _ObjectCodec, rows: list[Any]) -> list[Any]:
-    return [codec.decode(row, None) for row in rows]
-
-
 def _api_root(url: str, api_version: str) -> str:
     root = url if url.endswith("/") else url + "/"
     if "/services/data/v" in root:
@@ -563,8 +534,8 @@ def _api_root(url: str, api_version: str) -> str:
     return f"{root}services/data/v{api_version}/"
 
 
-class _Core:
-    """Protocol state and logic shared by :class:`Client` and :class:`AsyncClient`."""
+class _Core(Core[_ObjectCodec]):
+    """Salesforce's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
         if isinstance(connection.auth, BasicAuth):
@@ -572,21 +543,17 @@ class _Core:
                 f"{service.integration}: Salesforce's REST API takes an access token (BearerAuth), "
                 "not a user and password"
             )
-        self.connection = connection
-        self.root = _api_root(connection.url, str(service.runtime.get("api_version") or DEFAULT_API_VERSION))
-        self.origin = httpx.URL(self.root)
-        self.headers = {"Accept": "application/json", **connection.headers, **connection.auth_headers()}
-        self.params = dict(connection.params)
-        self.objects = service.objects
-        self._codecs: dict[int, tuple[ObjectDescriptor, _ObjectCodec]] = {}
-
-    def codec(self, obj: ObjectDescriptor) -> _ObjectCodec:
-        entry = self._codecs.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            return entry[1]
-        codec = _ObjectCodec(obj, self.objects)
-        self._codecs[id(obj)] = (obj, codec)
-        return codec
+        root = _api_root(connection.url, str(service.runtime.get("api_version") or DEFAULT_API_VERSION))
+        super().__init__(
+            connection,
+            root,
+            {"Accept": "application/json"},
+            partial(_ObjectCodec, objects=service.objects),
+            error_from_response,
+            "Salesforce",
+            # decimals as Decimal: currency and percent keep the digits Salesforce sent
+            partial(json.loads, parse_float=Decimal),
+        )
 
     # --- requests and responses --------------------------------------------------------------
 
@@ -597,7 +564,7 @@ class _Core:
         what: str,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
-    ) -> _Call:
+    ) -> Call:
         merged = {**self.headers, **headers} if headers else self.headers
         content = None
         if body is not None:
@@ -606,14 +573,7 @@ class _Core:
         if self.params:
             extra = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params.items())
             url = f"{url}{'&' if '?' in url else '?'}{extra}"
-        return _Call(method, url, merged, content, what)
-
-    def rebase(self, link: str) -> str:
-        """A link Salesforce returned, resolved on the connection's origin."""
-        url = self.origin.join(link)
-        if (url.scheme, url.host, url.port) != (self.origin.scheme, self.origin.host, self.origin.port):
-            url = url.copy_with(scheme=self.origin.scheme, host=self.origin.host, port=self.origin.port)
-        return str(url)
+        return Call(method, url, merged, content, what)
 
     def query_url(self, soql: str) -> str:
         return f"{self.root}query?q={quote(soql, safe='')}"
@@ -621,38 +581,6 @@ class _Core:
     def sobject_url(self, codec: _ObjectCodec, record_id: str | None = None) -> str:
         url = f"{self.root}sobjects/{codec.name}/"
         return url + quote(record_id, safe="") if record_id is not None else url
-
-    def transport_error(self, exc: httpx.HTTPError, call: _Call) -> ServiceUnavailable:
-        # only the host: the URL carries the query, and exception texts may echo it
-        host = self.origin.host + (f":{self.origin.port}" if self.origin.port else "")
-        if isinstance(exc, httpx.TimeoutException):
-            reason = f"no answer from {host} within {self.connection.timeout:g} s"
-        else:
-            reason = f"cannot reach {host} ({type(exc).__name__})"
-        return ServiceUnavailable(f"{call.what}: {reason}")
-
-    @staticmethod
-    def check(response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
-            raise error_from_response(response, what)
-
-    def payload(self, response: httpx.Response, what: str) -> Any:
-        self.check(response, what)
-        try:
-            # decimals as Decimal: currency and percent keep the digits Salesforce sent
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError as exc:
-            raise IntegrationError(
-                f"{what}: Salesforce answered with something that is not JSON "
-                f"({response.headers.get('content-type', 'no content type')})",
-                status=response.status_code,
-            ) from exc
-
-    def decoded(self, what: str, decode: Callable[[], T]) -> T:
-        try:
-            return decode()
-        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
-            raise IntegrationError(f"{what}: unexpected answer from Salesforce ({exc!r})") from exc
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -698,23 +626,16 @@ class _Core:
 
     # --- flows -------------------------------------------------------------------------------
 
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter],
-        advanced_filter: str | None,
-        order_by: Sequence[OrderBy],
-        advanced_order_by: str | None,
-        skip: int,
-        top: int,
-    ) -> _Flow[Page[Any]]:
+    def search(self, search: Search) -> Flow[Page[Any]]:
+        obj, filters, advanced_filter, order_by, advanced_order_by, skip, top, formatted = search
+        self.plain(formatted)
         if skip < 0 or top < 0:
             raise ValueError("skip and top must not be negative")
         codec = self.codec(obj)
         base = self.soql(codec, filters, advanced_filter, order_by, advanced_order_by)
         return self._page(codec, base, skip, top)
 
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> _Flow[Page[Any]]:
+    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Flow[Page[Any]]:
         if page.next_link is None:
             raise ValueError(f"{obj.name}: this is the last page, there is no next one")
         link = self.rebase(page.next_link)
@@ -732,7 +653,7 @@ class _Core:
         top: int,
         cursor: str | None = None,
         total: int | None = None,
-    ) -> _Flow[Page[Any]]:
+    ) -> Flow[Page[Any]]:
         what = f"search {codec.obj.name}"
         if top == 0:
             return Page([], total, None, skip, top, codec.obj.name)
@@ -750,7 +671,8 @@ class _Core:
             response = yield self.call("GET", cursor, what, headers)
             payload = self.payload(response, what)
             rows = payload.get("records") or []
-            items.extend(self.decoded(what, partial(_decode_rows, codec, rows)))
+            with self.decoding(what):
+                items.extend([codec.decode(row, None) for row in rows])
             batch = batch or len(rows)
             if counted and payload.get("totalSize") is not None:
                 total, counted = int(payload["totalSize"]), False
@@ -767,22 +689,22 @@ class _Core:
             next_link = self.query_url(_page_soql(base, skip + top, top))
         return Page(items, total, next_link, skip, top, codec.obj.name)
 
-    def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter], advanced_filter: str | None
-    ) -> _Flow[int]:
-        codec = self.codec(obj)
-        what = f"count {obj.name}"
-        where = self.where(codec, filters, advanced_filter)
+    def count(self, search: Search) -> Flow[int]:
+        codec = self.codec(search.obj)
+        what = f"count {search.obj.name}"
+        where = self.where(codec, search.filters, search.advanced_filter)
         soql = f"SELECT COUNT() FROM {codec.name}{where}"  # noqa: S608 (values are escaped)
         response = yield self.call("GET", self.query_url(soql), what)
         payload = self.payload(response, what)
-        return self.decoded(what, lambda: int(payload["totalSize"]))
+        with self.decoding(what):
+            return int(payload["totalSize"])
 
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> _Flow[Any]:
+    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool) -> Flow[Any]:
+        self.plain(formatted)
         codec = self.codec(obj)
         return self._read(codec, codec.record_id(key), f"get {obj.name}")
 
-    def _read(self, codec: _ObjectCodec, record_id: str, what: str) -> _Flow[Any]:
+    def _read(self, codec: _ObjectCodec, record_id: str, what: str) -> Flow[Any]:
         fields = quote(codec.own_fields.replace(" ", ""), safe=",")
         url = f"{self.sobject_url(codec, record_id)}?fields={fields}"
         response = yield self.call("GET", url, what)
@@ -798,22 +720,26 @@ class _Core:
                 **payload,
                 **{r.navigation.wire: rows[0].get(r.navigation.wire) for r in codec.related},
             }
-        return self.decoded(what, lambda: codec.decode(payload, etag))
+        with self.decoding(what):
+            return codec.decode(payload, etag)
 
     def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None
-    ) -> _Flow[Any]:
+        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None, links: Links
+    ) -> Flow[Any]:
+        self.plain(links=links)
         codec = self.codec(obj)
         what = f"create {obj.name}"
         body = codec.body(record, attributes_to_send, creating=True)
         response = yield self.call("POST", self.sobject_url(codec), what, body=body)
         payload = self.payload(response, what)
-        record_id = self.decoded(what, lambda: str(payload["id"]))
+        with self.decoding(what):
+            record_id = str(payload["id"])
         if codec.obj.runtime.get("retrieveable", True):
             return (yield from self._read(codec, record_id, what))
         # objects Salesforce cannot read by Id (events and the like): what was sent, with the Id
         key = codec.key.field.wire if codec.key is not None else "Id"
-        return self.decoded(what, lambda: codec.decode({**body, key: record_id}, None))
+        with self.decoding(what):
+            return codec.decode({**body, key: record_id}, None)
 
     def update(
         self,
@@ -822,7 +748,9 @@ class _Core:
         record: Any,
         attributes_to_send: Sequence[str] | None,
         etag: str | None,
-    ) -> _Flow[None]:
+        links: Links,
+    ) -> Flow[None]:
+        self.plain(links=links)
         codec = self.codec(obj)
         url = self.sobject_url(codec, codec.record_id(key))
         body = codec.body(record, attributes_to_send, creating=False)
@@ -830,7 +758,7 @@ class _Core:
         response = yield self.call("PATCH", url, f"update {obj.name}", headers, body)
         self.check(response, f"update {obj.name}")
 
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> _Flow[None]:
+    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> Flow[None]:
         codec = self.codec(obj)
         url = self.sobject_url(codec, codec.record_id(key))
         headers = {"If-Match": etag} if etag else None
@@ -839,200 +767,23 @@ class _Core:
 
 
 # --------------------------------------------------------------------------------------------
-# The clients: only the I/O differs
+# The clients: the shared shells around the core
 # --------------------------------------------------------------------------------------------
 
 
-def _verify(connection: Connection) -> bool | ssl.SSLContext:
-    # httpx deprecates a CA bundle path as ``verify``; a context says the same
-    if isinstance(connection.verify, str):
-        return ssl.create_default_context(cafile=connection.verify)
-    return connection.verify
-
-
-def _result(stop: StopIteration) -> Any:
-    return stop.value
-
-
-class Client:
+class Client(ClientBase):
     """Synchronous Salesforce client; use as a context manager or call close()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=connection.timeout, verify=_verify(connection))
-
-    def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            return self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(self._send(call))
-        except StopIteration as stop:
-            return cast(T, _result(stop))
-
-    def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-    ) -> Page[Any]:
-        """Up to ``top`` records after ``skip``, with a link to the next page."""
-        return self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
-        )
-
-    def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return self._run(self._core.next_page(obj, page))
-
-    def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """How many records match."""
-        return self._run(self._core.count(obj, filters, advanced_filter))
-
-    def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
-        """One record by Id; NotFound when it does not exist or was deleted."""
-        return self._run(self._core.get(obj, key))
-
-    def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
-    ) -> Any:
-        """Create ``record`` and return it as Salesforce stored it."""
-        return self._run(self._core.create(obj, record, attributes_to_send))
-
-    def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Change the record with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.update(obj, key, record, attributes_to_send, etag))
-
-    def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
-        self._run(self._core.delete(obj, key, etag))
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        super().__init__(_Core(connection, service), http)
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
 
     def __init__(
         self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
     ) -> None:
-        self._core = _Core(connection, service)
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=_verify(connection))
-
-    async def _send(self, call: _Call) -> httpx.Response:
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            timeout=self._core.connection.timeout,
-        )
-        try:
-            return await self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise self._core.transport_error(exc, call) from exc
-
-    async def _run(self, flow: _Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(await self._send(call))
-        except StopIteration as stop:
-            return cast(T, _result(stop))
-
-    async def search(
-        self,
-        obj: ObjectDescriptor,
-        filters: Sequence[BasicFilter] = (),
-        advanced_filter: str | None = None,
-        order_by: Sequence[OrderBy] = (),
-        advanced_order_by: str | None = None,
-        skip: int = 0,
-        top: int = 50,
-    ) -> Page[Any]:
-        """Up to ``top`` records after ``skip``, with a link to the next page."""
-        return await self._run(
-            self._core.search(obj, filters, advanced_filter, order_by, advanced_order_by, skip, top)
-        )
-
-    async def next_page(self, obj: ObjectDescriptor, page: Page[Any]) -> Page[Any]:
-        """The page after ``page``; ValueError when ``page`` is the last one."""
-        return await self._run(self._core.next_page(obj, page))
-
-    async def count(
-        self, obj: ObjectDescriptor, filters: Sequence[BasicFilter] = (), advanced_filter: str | None = None
-    ) -> int:
-        """How many records match."""
-        return await self._run(self._core.count(obj, filters, advanced_filter))
-
-    async def get(self, obj: ObjectDescriptor, key: Mapping[str, Any]) -> Any:
-        """One record by Id; NotFound when it does not exist or was deleted."""
-        return await self._run(self._core.get(obj, key))
-
-    async def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None = None
-    ) -> Any:
-        """Create ``record`` and return it as Salesforce stored it."""
-        return await self._run(self._core.create(obj, record, attributes_to_send))
-
-    async def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Change the record with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.update(obj, key, record, attributes_to_send, etag))
-
-    async def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None = None) -> None:
-        """Delete the record with ``key``; Conflict when ``etag`` is stale."""
-        await self._run(self._core.delete(obj, key, etag))
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        super().__init__(_Core(connection, service), http)
