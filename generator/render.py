@@ -107,6 +107,15 @@ class EnumModel:
 
 
 @dataclass(slots=True)
+class IdTypeModel:
+    """``AccountId = NewType("AccountId", str)``: the key of one object's records, as a type."""
+
+    name: str
+    assignment: str
+    doc: list[str]
+
+
+@dataclass(slots=True)
 class FieldModel:
     declaration: str  # "name: X | None = None": records may be read partially, attributes may be null
     doc: list[str]
@@ -193,7 +202,11 @@ def _action_models(
     link_parameters = [f"links: {links} | None = None"] if links else []
     formatted_parameters = [_FORMATTED_PARAMETER] if formatted_values else []
     search_parameters = [
-        *_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "skip: int = 0", "top: int = 50", *formatted_parameters
+        *_FILTER_PARAMETERS,
+        *_ORDER_PARAMETERS,
+        "skip: int = 0",
+        "top: int = 50",
+        *formatted_parameters,
     ]
     iter_parameters = [*_FILTER_PARAMETERS, *_ORDER_PARAMETERS, "page_size: int = 500", *formatted_parameters]
     update_parameters = [*key_parameters, *record_parameters, _ETAG_PARAMETER, *link_parameters]
@@ -257,6 +270,7 @@ class RenderModel:
     description: list[str]  # README paragraphs
     extra_requirements: list[str]
     enums: list[EnumModel]
+    id_types: list[IdTypeModel]
     objects: list[ObjectModel]
     service_descriptor: str
     has_search: bool
@@ -359,6 +373,8 @@ class _Builder:
         self.singulars = Namespace()
         self.enum_names: dict[EnumType, str] = {}
         self.model_names: dict[str, str] = {}  # ObjectDef.name -> model class
+        # ObjectDef.name of a referenced object -> (its id type, the type it is a NewType of)
+        self.id_types: dict[str, tuple[str, TypeRef]] = {}
 
     def value_type(self, attribute: Attribute) -> TypeRef:
         if attribute.type is ValueType.ENUM and attribute.enum is not None:
@@ -367,6 +383,37 @@ class _Builder:
         else:
             ref = _BASE_TYPES[attribute.type]
         return ref.listed() if attribute.collection else ref
+
+    def field_type(self, definition: ObjectDef, attribute: Attribute) -> TypeRef:
+        """The model field's type: the referenced object's id type for a lookup (and for the key
+        of an object that is referenced), else :meth:`value_type`."""
+        base = self.value_type(attribute)
+        sole_key = attribute.key and len(definition.keys) == 1
+        target = attribute.reference_to or (definition.name if sole_key else None)
+        found = self.id_types.get(target) if target else None
+        if found is None or found[1] != base:
+            return base
+        return TypeRef(found[0], models=frozenset({found[0]}))
+
+    def name_id_types(self) -> None:
+        """An id type per object that single-target lookups of the selected attributes point at,
+        named after everything else so that adding one renames nothing (``Product`` -> ``ProductId``)."""
+        catalog = {o.name: o for o in self.selection.catalog.objects}
+        for selected in self.selection.objects:
+            for attribute in selected.attributes:
+                target = attribute.reference_to
+                base = self.value_type(attribute)
+                if target and target not in self.id_types and not attribute.collection and not base.models:
+                    known = catalog.get(target)
+                    singular = known.entity_name if known is not None else target
+                    name = self.classes.add(f"{singular} Id", "pascal", "RecordId")
+                    self.id_types[target] = (name, base)
+
+    def id_type_model(self, target: str, name: str, base: TypeRef) -> IdTypeModel:
+        assignment = pycode.assignment(name, call("NewType", Text(name), Code(base.annotation)))
+        return IdTypeModel(
+            name, assignment, _doc(f"The key of ``{target}`` records (a ``{base.annotation}``).")
+        )
 
     def build(self) -> RenderModel:
         selection = self.selection
@@ -400,11 +447,16 @@ class _Builder:
             for selected in selection.objects
             if self.lookups(selected)
         }
+        self.name_id_types()
 
         models_imports = _Imports()
         models_imports.add("dataclasses", "dataclass")
         models_imports.add("enum", "Enum")
         models_imports.add("._runtime.records", "Record")
+        if self.id_types:
+            models_imports.add("typing", "NewType")
+            for _, base in self.id_types.values():
+                models_imports.add_type(base)
         driver_imports = _Imports()
         service_imports = _Imports()
         objects = [
@@ -445,6 +497,7 @@ class _Builder:
             *(o.attribute_enum for o in objects),
             *(e.name for e in enums),
             *links.values(),
+            *(name for name, _ in self.id_types.values()),
         ]
         init_imports = _Imports()
         init_imports.add(".", "errors")
@@ -461,6 +514,7 @@ class _Builder:
             description=[_markdown_text(line) for line in spec.description.splitlines() if line.strip()],
             extra_requirements=[_markdown(r) for r in selection.runtime.dependencies],
             enums=enums,
+            id_types=[self.id_type_model(target, *found) for target, found in self.id_types.items()],
             objects=objects,
             service_descriptor=service_descriptor,
             has_search=has_search,
@@ -560,10 +614,11 @@ class _Builder:
         readme_fields: list[ReadmeField] = []
         for attribute, name in zip(selected.attributes, attribute_names, strict=True):
             ref = self.value_type(attribute)
-            models_imports.add_type(TypeRef(ref.annotation, ref.imports))
-            fields.append(_field(name, ref.annotation, _field_doc(attribute)))
+            typed = self.field_type(definition, attribute)
+            models_imports.add_type(TypeRef(typed.annotation, typed.imports))
+            fields.append(_field(name, typed.annotation, _field_doc(attribute)))
             enum_members.append(_member(name.upper(), Text(attribute.name)))
-            readme_fields.append(ReadmeField(name, _markdown(attribute.name), ref.annotation))
+            readme_fields.append(ReadmeField(name, _markdown(attribute.name), typed.annotation))
             options: dict[str, Node] = {}
             if attribute.key:
                 options["key"] = Code("True")

@@ -351,3 +351,48 @@ def test_generated_packages_pass_ruff_and_mypy_strict(packages_dir: Path, shop_d
     packages.append(write_package(generate_package(bare_catalog, bare_spec), packages_dir))
     assert ruff_problems(*packages) == ""
     assert mypy_problems(*packages) == ""
+
+
+def _referencing_shop_catalog() -> Catalog:
+    """The shop as a system that says which object some of Products' attributes point at."""
+    catalog = shop_catalog()
+    products = catalog.object("Products")
+    references = (
+        Attribute("SupplierRef", ValueType.GUID, "Edm.Guid", reference_to="Suppliers"),
+        Attribute("CategoryCode", ValueType.STRING, "Edm.String", reference_to="Categories"),
+        Attribute("Successor", ValueType.INTEGER, "Edm.Int32", reference_to="Products"),
+        Attribute(
+            "Related", ValueType.INTEGER, "Collection(Edm.Int32)", collection=True, reference_to="Products"
+        ),
+        Attribute("Warehouse", ValueType.STRING, "Edm.String", reference_to="class"),
+    )
+    changed = dataclasses.replace(products, attributes=products.attributes + references)
+    return catalog.with_objects([changed])
+
+
+def test_references_get_id_types_from_any_provider(packages_dir: Path) -> None:
+    write_package(generate_package(_referencing_shop_catalog(), shop_spec("referencing_shop")), packages_dir)
+    with imported(packages_dir, "referencing_shop") as shop:
+        hints = typing.get_type_hints(shop.Product)
+        assert hints["supplier_ref"] == shop.SupplierId | None
+        assert shop.SupplierId.__supertype__ is UUID
+        assert hints["category_code"] == shop.CategoryId | None and shop.CategoryId.__supertype__ is str
+        assert hints["successor"] == shop.ProductId | None and shop.ProductId.__supertype__ is int
+        assert hints["product_id"] == shop.ProductId | None  # the key of a referenced object
+        assert hints["related"] == list[int] | None  # a collection of ids stays plain
+        assert hints["warehouse"] == shop.ClassId | None  # a target outside the catalog, a keyword
+        # keys of objects nothing points at, and composite keys, keep their plain types
+        assert typing.get_type_hints(shop.OrderItem)["order_id"] == UUID | None
+        assert {"SupplierId", "CategoryId", "ProductId", "ClassId"} <= set(shop.__all__)
+        # decoding stays as it was: the id types are the plain values at run time
+        assert shop.ProductId(7) == 7
+    readme = (packages_dir / "referencing_shop" / "README.md").read_text()
+    assert "## Typed ids" in readme and "`ProductId`" in readme
+    assert ruff_problems(packages_dir / "referencing_shop") == ""
+    assert mypy_problems(packages_dir / "referencing_shop") == ""
+
+
+def test_catalogs_without_references_get_no_id_types(shop: ModuleType, shop_dir: Path) -> None:
+    assert not [name for name in shop.__all__ if name.endswith("Id")]
+    assert "NewType" not in (shop_dir / "models.py").read_text()
+    assert "## Typed ids" not in (shop_dir / "README.md").read_text()

@@ -163,3 +163,59 @@ def test_a_relationship_removed_since_generation_is_named(
     with imported(packages[0].parent, "sf_contacts") as sf, org.removed_field("Account", "Website"):
         with pytest.raises(sf.errors.InvalidRequest, match=r"the field Account\.Website does not exist"):
             sf.driver.search_contact(connection(sf, org))
+
+
+def test_lookups_are_typed_with_the_id_type_of_their_target(packages: tuple[Path, Path]) -> None:
+    both, alone = packages
+    models = (both / "models.py").read_text()
+    assert 'AccountId = NewType("AccountId", str)' in models
+    assert 'ContactId = NewType("ContactId", str)' in models
+    assert "account_id: AccountId | None = None" in models
+    assert "reports_to_id: ContactId | None = None" in models
+    assert "what_id: str | None = None" in models  # polymorphic: Account or User
+    # the keys of referenced objects have their id type too, so ids read go straight into lookups
+    assert "id_: AccountId | None = None" in models
+    with imported(both.parent, "sf_contacts") as sf:
+        assert {"AccountId", "ContactId"} <= set(sf.__all__)
+        assert sf.AccountId("001000000000001AAA") == "001000000000001AAA"  # a plain str at run time
+    assert 'AccountId = NewType("AccountId", str)' in (alone / "models.py").read_text()
+
+
+USER_SCRIPT = """\
+from {module} import AccountId, BasicFilter, Connection, Contact, ContactAttribute, FilterOperator, driver
+
+
+def contacts_of(connection: Connection, account: AccountId) -> list[Contact]:
+    only = BasicFilter(ContactAttribute.ACCOUNT_ID, FilterOperator.EQUAL, account)
+    return driver.search_contact(connection, filters=[only]).items
+
+
+def new_contact(connection: Connection) -> Contact:
+    account = driver.get_account(connection, "001000000000001AAA")
+    assert account.id_ is not None
+    return Contact(last_name="Typed", account_id=account.id_, reports_to_id=None)
+
+
+typed = Contact(last_name="Typed", account_id=AccountId("001000000000001AAA"))
+{extra}
+"""
+
+
+def user_script_problems(package: Path, name: str, extra: str = "") -> str:
+    script = package.parent / f"{name}.py"
+    script.write_text(USER_SCRIPT.format(module=package.name, extra=extra))
+    return mypy_problems(script)
+
+
+def test_mypy_strict_accepts_id_types_and_refuses_a_bare_str(packages: tuple[Path, Path]) -> None:
+    both, _ = packages
+    assert user_script_problems(both, "uses_ids") == ""
+    problems = user_script_problems(
+        both, "mixes_ids", 'bare = Contact(last_name="Bare", account_id="001000000000001AAA")'
+    )
+    assert (
+        'Argument "account_id" to "Contact" has incompatible type "str"; expected "AccountId | None"'
+        in problems
+    )
+    wrong = user_script_problems(both, "wrong_ids", "mixed = Contact(account_id=typed.reports_to_id)")
+    assert 'incompatible type "ContactId | None"; expected "AccountId | None"' in wrong
