@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,7 +24,7 @@ from bot.commands import CommandError
 from generator import GenerationError, build_sdist, build_wheel, generate_package
 from generator.build import BuiltArtifact
 from generator.spec import IntegrationSpec, ObjectSelection, SourceRef, SpecError
-from providers.base import MetadataSource, ProviderError, get_provider
+from providers.base import MetadataSource, Provider, ProviderError, complete_catalog, get_provider
 from providers.model import Catalog
 
 ALLOW_PRIVATE_ENV = "IB_ALLOW_PRIVATE_URLS"
@@ -76,7 +76,12 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CommandError("--spec already names the provider, objects and module; drop those options")
     provider_key = base_spec.provider if base_spec else args.provider
     source, source_ref = _metadata_source(args, _password(args), base_spec, spec_file)
-    catalog = _discover(provider_key, source, args.allow_private_urls)
+    wanted: list[str] | None = None  # --all: every object
+    if base_spec is not None:
+        wanted = [o.name for o in base_spec.objects]
+    elif not args.all:
+        wanted = _names(args.objects)
+    catalog = _discover(provider_key, source, args.allow_private_urls, wanted)
     if base_spec is None:
         spec = _spec_from_arguments(args, catalog, source_ref)
     else:
@@ -209,11 +214,20 @@ def _private_urls_allowed(allowed: bool) -> Iterator[None]:
             os.environ[ALLOW_PRIVATE_ENV] = previous
 
 
-def _discover(provider_key: str, source: MetadataSource, allow_private: bool) -> Catalog:
+def _discover(
+    provider_key: str, source: MetadataSource, allow_private: bool, wanted: Sequence[str] | None
+) -> Catalog:
+    """The catalog, with the ``wanted`` objects (None: all) described where it only lists them."""
+
+    async def read(provider: Provider) -> Catalog:
+        catalog = await provider.discover(source)
+        names = catalog.object_names() if wanted is None else wanted
+        return await complete_catalog(provider, catalog, source, names)
+
     try:
         provider = get_provider(provider_key)
         with _private_urls_allowed(allow_private):
-            return asyncio.run(provider.discover(source))
+            return asyncio.run(read(provider))
     except ProviderError as exc:
         raise CommandError(str(exc)) from None
 

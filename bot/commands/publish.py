@@ -138,7 +138,7 @@ class _ProgressOnStderr:
 def run_publish(args: argparse.Namespace) -> int:
     spec = _read_spec(args.spec)
     source, source_ref = _metadata_source(args, _password(args), spec, args.spec)
-    catalog = _discover(spec.provider, source, args.allow_private_urls)
+    catalog = _discover(spec.provider, source, args.allow_private_urls, [o.name for o in spec.objects])
     spec.source = source_ref
 
     async def work(settings: Settings, database: Database) -> int:

@@ -4,6 +4,7 @@ access token it gives can read: describe-global and describes, live."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -13,6 +14,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import SalesforceLogin
 from simple_salesforce.api import Salesforce
 
+from bot.cli import main
 from providers.base import ConnectionValueError, MetadataSource, SessionExpired, SourceError, complete_catalog
 from providers.salesforce import (
     AuthorizationError,
@@ -266,3 +268,23 @@ def test_simple_salesforce_logs_in_with_the_jwt_bearer_flow_and_describes(
     fields = [f["name"] for f in sf.Whizbang.describe()["fields"]]
     assert fields[:4] == ["Id", "OwnerId", "IsDeleted", "Name"]
     assert sf.query(f"SELECT Id FROM User WHERE Username = '{INTEGRATION_USER}'")["totalSize"] == 1  # noqa: S608
+
+
+def test_ib_generate_from_a_live_org_describes_the_objects_it_names(
+    salesforce_org: SalesforceOrg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = _tokens(salesforce_org)
+    monkeypatch.setenv("SF_TOKEN", tokens.access_token)
+    monkeypatch.setenv("SSL_CERT_FILE", str(salesforce_org.fake.ca_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(salesforce_org.fake.ca_path))
+    before = len(salesforce_org.fake.described)
+    out = tmp_path / "out"
+    command = [
+        *("generate", "--provider", "salesforce", "--metadata", tokens.instance_url),
+        *("--password-env", "SF_TOKEN", "--allow-private-urls", "--objects", "Account,User"),
+        *("--read-only", "User", "--app", "Live org", "--module", "sf_live", "--out", str(out)),
+    ]
+    assert main(command) == 0
+    assert sorted(salesforce_org.fake.described[before:]) == ["Account", "User"]
+    models = (out / "sf_live" / "models.py").read_text()
+    assert "class Account(Record):" in models and "class User(Record):" in models
