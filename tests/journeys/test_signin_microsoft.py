@@ -30,7 +30,8 @@ from tests.journeys.service import RunningService
 from tests.journeys.test_wizard_happy_path import database_files, jobs_of
 from tests.journeys.wizard_user import STEP_TIMEOUT_S, WizardUser
 from tests.peers.identity import IdentityServer
-from tests.slack import Driver, FakeSlack, wait_for
+from tests.slack import AckResponse, Driver, FakeSlack, wait_for
+from tests.slack.driver import HeldDelivery
 
 pytestmark = pytest.mark.peers
 
@@ -246,32 +247,49 @@ def updates_of(fake_slack: FakeSlack, view_id: str) -> int:
     return sum(call.args.get("view_id") == view_id for call in fake_slack.calls("views.update"))
 
 
-@pytest.mark.parametrize("order", ["click_first", "browser_first"])
-async def test_the_modal_moves_on_once_whether_the_click_or_the_browser_comes_first(
+# Slack opens the browser and delivers the sign-in button's click at once, in no set order; with a
+# cached login the browser comes back before the click may arrive.
+ORDERS = ["click_first", "browser_first", "at_once"]
+
+
+async def click_and_come_back(
+    service: RunningService, user: WizardUser, click: HeldDelivery, location: str, order: str
+) -> tuple[AckResponse, httpx.Response]:
+    """Slack delivers the held click and the browser comes back to ``location``, in ``order``;
+    the modal does not move on before both happened."""
+    view_id = user.view["id"]
+    before = updates_of(user.fake, view_id)
+    if order == "at_once":
+        clicked, page = await asyncio.gather(click.deliver(), come_back(service, location))
+        return clicked, page
+    if order == "click_first":
+        clicked = await click.deliver()
+        await service.settled()
+        assert updates_of(user.fake, view_id) == before
+        return clicked, await come_back(service, location)
+    page = await come_back(service, location)
+    await service.settled()
+    assert updates_of(user.fake, view_id) == before, "no modal was named yet"
+    return await click.deliver(), page
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_the_modal_moves_on_once_whatever_comes_first_the_click_or_the_browser(
     service: RunningService,
     driver: Driver,
     fake_slack: FakeSlack,
     dataverse_app: DataverseEnvironmentPeer,
     order: str,
 ) -> None:
-    """Slack opens the browser and delivers the button's click at once, in no set order: with a
-    cached login the identity server sends the browser back before the click may arrive."""
     user = WizardUser(driver, fake_slack)
     await start_dataverse(user)
     view_id = user.view["id"]
     before = updates_of(fake_slack, view_id)
     click = driver.hold_block_action(user.user, SIGN_IN)
-    if order == "click_first":
-        clicked = await click.deliver()
-        await service.settled()
     location = await log_in(sign_in_url(user), dataverse_app.tenant.identity)
-    page = await come_back(service, location)
-    assert page.status_code == 200 and "Signed in with Microsoft" in page.text
-    if order == "browser_first":
-        await service.settled()
-        assert user.step == "source" and "Signed in as" not in user.text  # no modal named yet
-        clicked = await click.deliver()
+    clicked, page = await click_and_come_back(service, user, click, location, order)
     assert clicked.status == 200
+    assert page.status_code == 200 and "Signed in with Microsoft" in page.text
     await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
     await service.settled()
     assert updates_of(fake_slack, view_id) == before + 1

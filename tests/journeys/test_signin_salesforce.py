@@ -17,7 +17,7 @@ from storage import Database, Integrations
 from storage.models import OAuthState
 from tests.fixtures.salesforce import CALLBACK_URL, SalesforceOrg
 from tests.journeys.service import RunningService
-from tests.journeys.test_signin_microsoft import updates_of
+from tests.journeys.test_signin_microsoft import ORDERS, click_and_come_back, updates_of
 from tests.journeys.test_wizard_happy_path import database_files, jobs_of
 from tests.journeys.wizard_user import WizardUser
 from tests.slack import Driver, FakeSlack, wait_for
@@ -143,16 +143,14 @@ async def test_a_developer_authorizes_salesforce_and_publishes_from_the_live_org
     assert again.status_code == 400 and "not valid" in again.text
 
 
-@pytest.mark.parametrize("order", ["click_first", "browser_first"])
-async def test_the_modal_moves_on_once_whether_the_click_or_the_browser_comes_first(
+@pytest.mark.parametrize("order", ORDERS)
+async def test_the_modal_moves_on_once_whatever_comes_first_the_click_or_the_browser(
     service: RunningService,
     driver: Driver,
     fake_slack: FakeSlack,
     salesforce_app: SalesforceOrg,
     order: str,
 ) -> None:
-    """Slack opens the browser and delivers the button's click at once, in no set order: with a
-    logged-in browser the org sends it back before the click may arrive."""
     user = WizardUser(driver, fake_slack)
     await user.start()
     await user.choose_provider("salesforce")
@@ -160,16 +158,10 @@ async def test_the_modal_moves_on_once_whether_the_click_or_the_browser_comes_fi
     view_id = user.view["id"]
     before = updates_of(fake_slack, view_id)
     click = driver.hold_block_action(user.user, SIGN_IN)
-    if order == "click_first":
-        clicked = await click.deliver()
-        await service.settled()
-    page = await come_back(service, await log_in(sign_in_url(user), salesforce_app))
-    assert page.status_code == 200 and "Signed in to Salesforce" in page.text
-    if order == "browser_first":
-        await service.settled()  # the org's objects are read: the modal is not known yet
-        assert user.step == "source"
-        clicked = await click.deliver()
+    location = await log_in(sign_in_url(user), salesforce_app)
+    clicked, page = await click_and_come_back(service, user, click, location, order)
     assert clicked.status == 200
+    assert page.status_code == 200 and "Signed in to Salesforce" in page.text
     await user.wait_step("objects")
     await service.settled()
     assert updates_of(fake_slack, view_id) == before + 1
