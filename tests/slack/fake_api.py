@@ -66,8 +66,12 @@ class RecordedCall:
 class FakeSlack:
     """Slack's Web API for one workspace, plus what tests need to look at and steer it."""
 
-    def __init__(self, workspace: Workspace | None = None) -> None:
+    def __init__(self, workspace: Workspace | None = None, *, limits_of_workspaces: int = 1) -> None:
+        """``limits_of_workspaces``: the per-minute limits of that many workspaces, for a load
+        bench whose users stand for those of a multi-workspace install (each workspace gets
+        Slack's limits); tests keep the default."""
         self.workspace = workspace or Workspace()
+        self.limits_of_workspaces = limits_of_workspaces
         self.bot_token = f"xoxb-fake-{secrets.token_hex(12)}"
         self.base_url = ""
         self.unsupported_calls: list[str] = []
@@ -233,7 +237,7 @@ class FakeSlack:
         if method == "chat.postMessage":
             key, limit = f"{method} {args.get('channel')}", _POSTS_PER_CHANNEL_MINUTE
         elif method in _PER_MINUTE:
-            key, limit = method, _PER_MINUTE[method]
+            key, limit = method, _PER_MINUTE[method] * self.limits_of_workspaces
         else:
             return None
         now = time.monotonic()
