@@ -12,8 +12,9 @@ Design time:
   (:func:`start_authorization`, :func:`authorization_code`, :func:`exchange_code`,
   :func:`refresh_access_token`: pure functions plus one token request each);
 - lookups with one target type (``AccountId`` -> ``Account``) are attributes (the Id, with
-  ``reference_to`` naming the target: a typed id in the package) and navigations named after their relationship (``Account``),
-  which a spec may expand to read the related record; polymorphic ones stay ids only;
+  ``reference_to`` naming the target: a typed id in the package) and navigations named after
+  their relationship (``Account``), which a spec may expand to read the related record;
+  polymorphic ones stay plain ids only;
 - connections: the JWT bearer flow with a certificate the service generates (its private key
   never leaves the service): :func:`jwt_bearer_login`, a connection test with a one-row query, and
   the short-lived access token the Integration Manager hands to generated packages.
