@@ -8,14 +8,19 @@ embedded default, in the same run on the same machine.
 
 This process plays Slack (the fake Web API of tests/slack and signed requests). Each user, the
 developer role in dev granted: `/ib new` -> provider -> uploads GWSAMPLE_BASIC.edmx -> picks two
-objects (with searches) -> settings -> review -> Publish; users start ``--ramp`` seconds apart in
-all (0: all at once). Then it waits until every job ended (or nothing moved for STALL_S) and
-checks: no errors (every ack 200 within Slack's 3 s, every journey at the publishing view), no
-lost publish (one published job, one version and one final DM per user) and no duplicate. Prints
+objects (with searches) -> settings -> review -> Publish; users start evenly over ``--ramp``
+seconds (0: all at once). The users stand for those of ``--workspaces`` workspaces of a
+multi-workspace install: the fake applies that many workspaces' Slack limits (one workspace
+allows 100 views.update and 50 chat.update a minute, which 200 users' modals and publish DMs
+exceed within a minute: the run would measure Slack's limits, not the service).
+
+Then it waits until every job ended (or nothing moved for STALL_S) and checks: no errors (every
+ack 200 within Slack's 3 s, every journey at the publishing view), no lost publish (one published
+job, one version and one final DM per user) and no duplicate. Prints
 ack p50/p99 per kind, publishes per second (over the publish phase: first job queued to last job
 finished) and the load average; exits 1 if a check fails or the scaled-out ack p99 is over 150 ms.
 
-    .venv/bin/python bench/load.py [--users 200] [--ramp 20]
+    .venv/bin/python bench/load.py [--users 200] [--ramp 60] [--workspaces 10]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 """
 
@@ -154,11 +159,17 @@ async def settle(figures: Figures, database: Database, expected: int) -> None:
 
 
 async def run(
-    name: str, database_url: str, users: int, replicas: int, workers: int, ramp: float, folder: Path
+    name: str, database_url: str, replicas: int, workers: int, args: argparse.Namespace, folder: Path
 ) -> Figures:
+    users, ramp = args.users, args.ramp
     figures = Figures(name, users)
     async with replicated(
-        folder, database_url, replicas=replicas, workers=workers, log_level="WARNING"
+        folder,
+        database_url,
+        replicas=replicas,
+        workers=workers,
+        log_level="WARNING",
+        limits_of_workspaces=args.workspaces,
     ) as running:
         members = [running.fake.workspace.add_user(f"load{index}") for index in range(users)]
         user_ids = [member.id for member in members]
@@ -171,7 +182,9 @@ async def run(
             ),
             return_exceptions=True,
         )
-        figures.errors += [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+        figures.errors += [
+            f"{type(o).__name__}: {str(o)[:200]}" for o in outcomes if isinstance(o, BaseException)
+        ]
         await settle(figures, running.database, users)
         figures.seconds = time.perf_counter() - started
         figures.jobs, _, figures.published, figures.versions = await counts(running.database)
@@ -208,7 +221,8 @@ def load_average() -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--ramp", type=float, default=20.0, help="seconds over which users start")
+    parser.add_argument("--ramp", type=float, default=60.0, help="seconds over which users start")
+    parser.add_argument("--workspaces", type=int, default=10, help="whose Slack limits apply")
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -216,22 +230,22 @@ async def main() -> int:
         ),
     )
     args = parser.parse_args()
-    print(f"{args.users} users starting over {args.ramp:.0f} s; before: {load_average()}", flush=True)
+    print(
+        f"{args.users} users starting over {args.ramp:.0f} s, Slack limits of {args.workspaces} workspaces; "
+        f"before: {load_average()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         async with throwaway_postgres_database(args.postgres) as url:
             scaled = Path(folder) / "scaled"
             scaled.mkdir()
-            scaled_out = await run(
-                "2 replicas + 2 workers, PostgreSQL", url, args.users, 2, 2, args.ramp, scaled
-            )
+            scaled_out = await run("2 replicas + 2 workers, PostgreSQL", url, 2, 2, args, scaled)
         scaled_out.report()
         print(f"  after: {load_average()}", flush=True)
         embedded = Path(folder) / "embedded"
         embedded.mkdir()
         sqlite_url = f"sqlite+aiosqlite:///{embedded / 'ib.db'}"
-        embedded_default = await run(
-            "embedded (1 ib serve, SQLite)", sqlite_url, args.users, 1, 0, args.ramp, embedded
-        )
+        embedded_default = await run("embedded (1 ib serve, SQLite)", sqlite_url, 1, 0, args, embedded)
         embedded_default.report()
         print(f"  after: {load_average()}")
     print(f"\n{'':36} {'ack p99':>9} {'publishes/s':>12} {'errors':>7}")

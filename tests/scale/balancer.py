@@ -80,11 +80,18 @@ class Replicated:
 
 @asynccontextmanager
 async def replicated(
-    folder: Path, database_url: str, *, replicas: int, workers: int, log_level: str = "INFO"
+    folder: Path,
+    database_url: str,
+    *,
+    replicas: int,
+    workers: int,
+    log_level: str = "INFO",
+    limits_of_workspaces: int = 1,
 ) -> AsyncIterator[Replicated]:
-    """Start the processes (the first replica migrates the database), stop them all at the end."""
+    """Start the processes (the first replica migrates the database), stop them all at the end;
+    ``limits_of_workspaces``: see :class:`FakeSlack`."""
     secret = secrets.token_hex(16)
-    async with FakeSlack() as fake:
+    async with FakeSlack(limits_of_workspaces=limits_of_workspaces) as fake:
         env = {
             "IB_DATABASE_URL": database_url,
             "IB_SECRET_KEYS": generate_key(),
