@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.drafts import DraftCopy
 from handlers.services import Services
 from handlers.views.blocks import option
-from handlers.views.wizard import SIGN_IN_ACTION, SITE_SEARCH
+from handlers.views.wizard import SEARCH_FAILED, SIGN_IN_ACTION, SITE_SEARCH
 from handlers.wizard_state import WizardState
 from handlers.wizard_steps import SourceLoad
 from providers import dataverse, microsoft, salesforce, sharepoint
@@ -314,18 +314,13 @@ class SignIns:
 
     async def search_sites(self, draft_id: str, user_id: str, query: str) -> list[tuple[str, str]]:
         """(url, name) of the SharePoint sites matching ``query`` for the draft's signed-in owner;
-        SignInError when the sign-in expired and could not be renewed."""
+        SignInError when the sign-in expired and could not be renewed, ProviderError when the
+        search could not run (e.g. Graph throttling)."""
         found = await self._signed_in_row(draft_id)
         if found is None or found[1].get("user_id") != user_id:
             return []
-        try:
-            token = await self._design_token(draft_id, *found)
-            sites = await sharepoint.search_sites(token, query)
-        except microsoft.SignInError:
-            raise
-        except ProviderError as error:
-            log.info("searching SharePoint sites failed: %s", error)
-            return []
+        token = await self._design_token(draft_id, *found)
+        sites = await sharepoint.search_sites(token, query)
         return [(site.web_url, site.name) for site in sites[:100]]
 
     async def signed_in(self, draft_id: str) -> SignedIn | None:
@@ -494,6 +489,11 @@ def register(app: AsyncApp, services: Services) -> None:
 
             expired = CallbackResult("", draft_id, str(view.get("id", "")), problem=str(error))
             services.tasks.spawn(Wizard(services).signed_in(client, expired), name="wizard-sign-in-expired")
+            return
+        except ProviderError as error:
+            # An options answer has no place for an error: the reason is the only option shown.
+            log.info("searching SharePoint sites failed: %s", error)
+            await ack(options=[option(str(error), SEARCH_FAILED)])
             return
         await ack(options=[option(name, url) for url, name in found])
 

@@ -20,7 +20,7 @@ from generator.selection import select
 from generator.spec import IntegrationSpec, ObjectSelection, SourceRef
 from handlers.catalogs import ObjectIndex, writable
 from handlers.customize import CustomizeError, parse_customizations
-from handlers.views.wizard import OBJECTS_RO, OBJECTS_RW
+from handlers.views.wizard import OBJECTS_RO, OBJECTS_RW, SEARCH_FAILED
 from handlers.wizard_state import STEPS, CatalogSummary, SettingsState, WizardState
 from providers.base import MetadataSource, Provider, ProviderError, SourceField, get_provider
 from providers.model import Catalog, ObjectDef
@@ -180,6 +180,9 @@ def submit_source(
         for f in _fields_by_kind(fields, "choice")
         if (chosen := selected_value(values, _block(f), f.name)) and chosen != "auto"
     }
+    for f in _fields_by_kind(fields, "choice"):
+        if options.get(f.name) == SEARCH_FAILED:
+            return {_block(f): "That search did not run: search again and pick one of its results."}
     options.update(_sign_in_options(sign_in, values))
     # A choice listed after signing in (a Dataverse environment, a SharePoint site) names the URL to read.
     listed = [

@@ -49,6 +49,9 @@ CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id 
 TITLE = "Create integration"
 BACK_ACTION = "wizard_back"  # value = the step to go to
 SIGN_IN_ACTION = "wizard_sign_in"  # a URL button to the system's sign-in page; value = its state
+# The value of the only option a search that could not run offers (its text says why): picking
+# it is refused inline.
+SEARCH_FAILED = "!search-failed"
 SITE_SEARCH = "site"  # the SharePoint site picker, searched once signed in (the source field's name)
 OBJECTS_RW = "objects_rw"
 OBJECTS_RO = "objects_ro"

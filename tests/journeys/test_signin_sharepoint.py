@@ -4,9 +4,11 @@ with the signed-in user's token, and its lists become the objects."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+from handlers.views.wizard import SEARCH_FAILED
 from providers.microsoft import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TENANT_ENV
 from tests.fixtures.microsoft import SIGN_IN_CLIENT_ID, SIGN_IN_SECRET, TENANT, GraphSite
 from tests.journeys.service import RunningService
@@ -96,3 +98,28 @@ async def test_the_site_search_renews_the_sign_in_and_asks_to_sign_in_again_when
         assert await user.search("site", "Sales") == [site_url]
     finally:
         await asyncio.to_thread(identity.user_token_lifetime, None)
+
+
+async def test_a_throttled_site_search_says_so_and_the_search_works_once_it_passes(
+    service: RunningService, driver: Driver, fake_slack: FakeSlack, sharepoint_app: GraphSite
+) -> None:
+    graph_site = sharepoint_app
+    user = WizardUser(driver, fake_slack)
+    await start_sharepoint(user)
+    assert (await come_back(service, await sign_in(user, graph_site.tenant.identity))).status_code == 200
+    await wait_for(lambda: "Signed in as" in user.text, STEP_TIMEOUT_S, what="the signed-in source step")
+
+    # A storm asking for longer than an options answer may wait: the reason is the only option.
+    graph_site.fake.throttle(5, retry_after=30)
+    ack = await driver.block_suggestion(user.user, "site", "Sales")
+    [shown] = json.loads(ack.text)["options"]
+    assert "throttling" in shown["text"]["text"] and "30 s" in shown["text"]["text"]
+    assert shown["value"] == SEARCH_FAILED
+    refused = await user.give_source(site=SEARCH_FAILED)
+    assert WizardUser.errors(refused) == {
+        "source_site": "That search did not run: search again and pick one of its results."
+    }
+    assert user.step == "source"
+
+    graph_site.fake.throttle(0)
+    assert await user.search("site", "Sales") == [graph_site.site.web_url]
