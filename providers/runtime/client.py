@@ -22,37 +22,56 @@ from __future__ import annotations
 import inspect
 import json
 import ssl
-from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, Protocol, Self, TypeVar, cast, overload
+from enum import Enum
+from typing import (
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
+from urllib.parse import quote
 
 import httpx
 
 from .connection import Connection
-from .errors import ConfigurationError, IntegrationError, ServiceUnavailable
+from .errors import ConfigurationError, IntegrationError, RateLimited, ServiceUnavailable, error_for_status
 from .query import BasicFilter, OrderBy, Page
-from .records import ObjectDescriptor
+from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
 
 __all__ = [
     "AsyncClientBase",
     "Call",
     "ClientBase",
     "Core",
+    "CoreClass",
+    "FieldCodec",
     "Flow",
     "Flows",
     "Key",
     "Links",
     "Names",
+    "ObjectCodec",
     "Search",
     "request_id",
     "retry_after",
+    "status_error",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 CodecT = TypeVar("CodecT")
+FieldT = TypeVar("FieldT", bound="FieldCodec")
 Key = Mapping[str, Any]
 Names = Sequence[str] | None
 Links = Mapping[str, Any] | None
@@ -108,6 +127,28 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def status_error(
+    response: httpx.Response,
+    text: str,
+    code: str | None = None,
+    request_id: str | None = None,
+    cls: type[IntegrationError] | None = None,
+) -> IntegrationError:
+    """The :mod:`.errors` exception ``cls`` (by default the one for the response's status) saying
+    ``text``; a :class:`~.errors.RateLimited` carries the response's ``Retry-After``."""
+    status = response.status_code
+    cls = cls or error_for_status(status)
+    if cls is RateLimited:
+        return RateLimited(
+            text,
+            retry_after=retry_after(response.headers.get("retry-after")),
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    return cls(text, status=status, code=code, request_id=request_id)
+
+
 def request_id(response: httpx.Response) -> str | None:
     """The id the server gave the request, for support cases."""
     for name in _REQUEST_ID_HEADERS:
@@ -115,6 +156,64 @@ def request_id(response: httpx.Response) -> str | None:
         if value:
             return str(value)
     return None
+
+
+class FieldCodec(Protocol):
+    """What :class:`ObjectCodec` needs of a runtime's codec of one field."""
+
+    @property
+    def field(self) -> FieldDescriptor: ...
+
+    @property
+    def encode(self) -> Callable[[Any], Any]: ...  # Python -> JSON body value
+
+
+class ObjectCodec(Generic[FieldT]):
+    """A runtime's codec of one object, computed once: its fields' codecs by wire and Python name,
+    its keys and the JSON bodies of writes. Subclasses add the system's reading and addressing."""
+
+    def __init__(self, obj: ObjectDescriptor, fields: Iterable[FieldT]) -> None:
+        self.obj = obj
+        self.fields = tuple(fields)
+        self.by_wire = {c.field.wire: c for c in self.fields}
+        self.by_attr = {c.field.attr: c for c in self.fields}
+        self.keys = tuple(c for c in self.fields if c.field.key)
+
+    def field(self, name: Any) -> FieldT:
+        """The codec of the attribute ``name`` (wire or Python name, or an attribute enum member)."""
+        wire = name.value if isinstance(name, Enum) else name
+        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
+        if codec is None:
+            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
+        return codec
+
+    def body(self, record: Any, attributes_to_send: Names, creating: bool) -> dict[str, Any]:
+        """The JSON body writing ``record``: ``attributes_to_send`` (None as null), else every
+        attribute that is not None; attributes the system does not let you write never."""
+        chosen = self.fields if attributes_to_send is None else [self.field(n) for n in attributes_to_send]
+        body: dict[str, Any] = {}
+        for codec in chosen:
+            if not (codec.field.creatable if creating else codec.field.updatable):
+                continue
+            value = getattr(record, codec.field.attr)
+            if value is not None:
+                body[codec.field.wire] = codec.encode(value)
+            elif attributes_to_send is not None:
+                body[codec.field.wire] = None
+        return body
+
+    def key_value(self, key: Key) -> str:
+        """The value of an object's one key in ``key`` (by wire or Python name), as text."""
+        if not self.keys:
+            raise ValueError(f"{self.obj.name} has no key: it cannot be read, updated or deleted by key")
+        names = {self.keys[0].field.wire, self.keys[0].field.attr}
+        unknown = sorted(set(key) - names)
+        if unknown:
+            raise ValueError(f"{self.obj.name}: {', '.join(unknown)} is not its key")
+        value = next((key[n] for n in names if n in key), None)
+        if value is None or not str(value).strip():
+            raise ValueError(f"{self.obj.name}: the key {self.keys[0].field.wire!r} is missing")
+        return str(value)
 
 
 class Core(Generic[CodecT]):
@@ -140,11 +239,46 @@ class Core(Generic[CodecT]):
         self.origin = httpx.URL(root)
         self.headers = {**headers, **connection.headers, **connection.auth_headers()}
         self.params = dict(connection.params)
+        self.content_type = "application/json"
         self.system = system
         self._new_codec = new_codec
         self._error = error
         self._loads = loads
         self._codecs: dict[int, tuple[ObjectDescriptor, CodecT]] = {}
+
+    # --- requests and responses --------------------------------------------------------------
+
+    query_safe = ""  # what query strings leave unescaped (OData and Graph syntax, for readability)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Call:
+        """The call of ``method`` on ``url`` (with ``params``), ``body`` sent as JSON."""
+        merged = {**self.headers, **headers} if headers else self.headers
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            merged = {**merged, "Content-Type": self.content_type}
+        query = self.query_params(url, params)
+        if query:
+            url = f"{url}{'&' if '?' in url else '?'}{self.query_string(query)}"
+        return Call(method, url, merged, content, what)
+
+    def query_params(self, url: str, params: Mapping[str, str] | None) -> Mapping[str, str]:
+        """What a call to ``url`` adds to its query: the connection's parameters and the call's."""
+        return {**self.params, **params} if params else self.params
+
+    def query_string(self, params: Mapping[str, str]) -> str:
+        # servers do not read "+" as a space the way HTML forms do (CAP V4 rejects it), so the
+        # query is encoded here with %20 instead of by httpx's form-style encoder
+        safe = self.query_safe
+        return "&".join(f"{quote(k, safe=safe)}={quote(v, safe=safe)}" for k, v in params.items())
 
     def codec(self, obj: ObjectDescriptor) -> CodecT:
         entry = self._codecs.get(id(obj))
@@ -371,15 +505,32 @@ def _request(http: httpx.Client | httpx.AsyncClient, call: Call, timeout: float)
     )
 
 
-class _Shell:
-    """What the sync and async clients share: the core, the operations, the credentials."""
+class CoreClass(Protocol):
+    """A runtime module's core class, as its clients make one for a connection and service."""
 
-    def __init__(self, core: Flows, http: httpx.Client | httpx.AsyncClient | None) -> None:
-        self._core = core
-        self._owns_http = http is None
+    def __call__(self, connection: Connection, service: ServiceDescriptor, /) -> Flows: ...
+
+
+class _Shell:
+    """What the sync and async clients share: the core, the operations, the credentials.
+
+    A runtime module names its core class when it subclasses a shell:
+    ``class Client(ClientBase, core=_Core)``.
+    """
+
+    _core_class: ClassVar[CoreClass]
+
+    def __init_subclass__(cls, core: CoreClass | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if core is not None:
+            cls._core_class = core
+
+    def __init__(self, connection: Connection, service: ServiceDescriptor, owns_http: bool) -> None:
+        self._core = self._core_class(connection, service)
+        self._owns_http = owns_http
         # a shared httpx client keeps its own auth unless the connection brings one
-        self._auth = core.connection.httpx_auth() or httpx.USE_CLIENT_DEFAULT
-        self._timeout = core.connection.timeout
+        self._auth = connection.httpx_auth() or httpx.USE_CLIENT_DEFAULT
+        self._timeout = connection.timeout
 
     search = _Operation(_search)
     next_page = _Operation(_next_page)
@@ -397,9 +548,10 @@ class ClientBase(_Shell):
     its own, with the connection's timeout and TLS verification.
     """
 
-    def __init__(self, core: Flows, http: httpx.Client | None) -> None:
-        super().__init__(core, http)
-        connection = core.connection
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
+    ) -> None:
+        super().__init__(connection, service, http is None)
         self._http = http or httpx.Client(timeout=connection.timeout, verify=_verify(connection))
 
     def _run(self, flow: Flow[T]) -> T:
@@ -427,9 +579,10 @@ class ClientBase(_Shell):
 class AsyncClientBase(_Shell):
     """Asynchronous twin of :class:`ClientBase` (httpx.AsyncClient); ``async with`` it, or aclose() it."""
 
-    def __init__(self, core: Flows, http: httpx.AsyncClient | None) -> None:
-        super().__init__(core, http)
-        connection = core.connection
+    def __init__(
+        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
+    ) -> None:
+        super().__init__(connection, service, http is None)
         self._http = http or httpx.AsyncClient(timeout=connection.timeout, verify=_verify(connection))
 
     async def _run(self, flow: Flow[T]) -> T:

@@ -1,8 +1,7 @@
 """Microsoft Graph client for SharePoint list items: what generated SharePoint drivers call.
 
-:class:`Client` (httpx.Client) and :class:`AsyncClient` (httpx.AsyncClient) share every line of
-protocol logic: each operation is a generator ("flow") that yields the HTTP calls it needs and
-receives their responses, so only the loop that performs the I/O differs between the twins.
+:class:`Client` and :class:`AsyncClient` are the shells of :mod:`.client` around this module's
+core, which holds all of Graph's protocol logic for list items (filters, codecs, paging) as flows.
 
 Decisions a caller may notice:
 
@@ -41,14 +40,14 @@ from urllib.parse import quote
 
 import httpx
 
-from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Links, Search, retry_after
+from . import client
+from .client import Flow, Key, Links, Names, Search
 from .connection import BasicAuth, Connection
 from .errors import (
     ConfigurationError,
     IntegrationError,
     InvalidRequest,
     RateLimited,
-    error_for_status,
 )
 from .query import BasicFilter, FilterOperator, OrderBy, Page
 from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
@@ -150,24 +149,13 @@ def _field_codec(field: FieldDescriptor) -> _FieldCodec:
     return _FieldCodec(field, decode, encode, literal)
 
 
-class _ObjectCodec:
+class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
     """Everything the client needs about one list, computed once."""
 
     def __init__(self, obj: ObjectDescriptor) -> None:
-        self.obj = obj
-        self.fields = tuple(_field_codec(f) for f in obj.fields)
-        self.by_wire = {c.field.wire: c for c in self.fields}
-        self.by_attr = {c.field.attr: c for c in self.fields}
+        super().__init__(obj, (_field_codec(f) for f in obj.fields))
         columns = [c.field.wire for c in self.fields if c.field.wire != _ITEM_ID]
         self.expand = f"fields(select={','.join(columns)})" if columns else "fields"
-        self.key = next((c for c in self.fields if c.field.key), None)
-
-    def field(self, name: Any) -> _FieldCodec:
-        wire = name.value if isinstance(name, Enum) else name
-        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
-        if codec is None:
-            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
-        return codec
 
     def decode(self, item: Mapping[str, Any]) -> Any:
         fields = {**(item.get("fields") or {}), _ITEM_ID: item.get("id")}
@@ -183,32 +171,6 @@ class _ObjectCodec:
         record = self.obj.model(**values)
         record._ib_set_meta(item.get("eTag") or item.get("@odata.etag"), frozenset(nulls))
         return record
-
-    def body(self, record: Any, attributes_to_send: Sequence[str] | None, creating: bool) -> dict[str, Any]:
-        chosen = self.fields if attributes_to_send is None else [self.field(n) for n in attributes_to_send]
-        body: dict[str, Any] = {}
-        for codec in chosen:
-            if not (codec.field.creatable if creating else codec.field.updatable):
-                continue
-            value = getattr(record, codec.field.attr)
-            if value is not None:
-                body[codec.field.wire] = codec.encode(value)
-            elif attributes_to_send is not None:
-                body[codec.field.wire] = None
-        return body
-
-    def item_id(self, key: Mapping[str, Any]) -> str:
-        if self.key is None:
-            raise ValueError(f"{self.obj.name} has no id: it cannot be read, updated or deleted by key")
-        names = {self.key.field.wire, self.key.field.attr}
-        unknown = sorted(set(key) - names)
-        if unknown:
-            raise ValueError(f"{self.obj.name}: {', '.join(unknown)} is not its key")
-        value = next((key[n] for n in names if n in key), None)
-        if value is None or not str(value).strip():
-            raise ValueError(f"{self.obj.name}: the key {self.key.field.wire!r} is missing")
-        return str(value)
-
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -229,15 +191,9 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
     except (ValueError, AttributeError):
         message = response.text.strip()[:_MAX_MESSAGE]
     text = f"{what}: {message or response.reason_phrase or f'HTTP {status}'}"
-    if status == 429 or (status == 503 and response.headers.get("retry-after")):
-        return RateLimited(
-            text,
-            retry_after=retry_after(response.headers.get("retry-after")),
-            status=status,
-            code=code,
-            request_id=request_id,
-        )
-    return error_for_status(status)(text, status=status, code=code, request_id=request_id)
+    # Graph answers 503 with Retry-After when it throttles, too
+    throttled = status == 503 and response.headers.get("retry-after")
+    return client.status_error(response, text, code, request_id, RateLimited if throttled else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,17 +210,10 @@ _COMPARISONS = {
     FilterOperator.LESS: "lt",
     FilterOperator.LESS_OR_EQUAL: "le",
 }
-_QUERY_SAFE = "$,()'*:@/="
-
-
-def _query_string(params: Mapping[str, str]) -> str:
-    return "&".join(
-        f"{quote(name, safe=_QUERY_SAFE)}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
-    )
-
-
-class _Core(Core[_ObjectCodec]):
+class _Core(client.Core[_ObjectCodec]):
     """Graph's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
+
+    query_safe = "$,()'*:@/="
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
         if isinstance(connection.auth, BasicAuth):
@@ -276,25 +225,6 @@ class _Core(Core[_ObjectCodec]):
         super().__init__(
             connection, root, {"Accept": "application/json"}, _ObjectCodec, error_from_response, "Graph"
         )
-
-    def call(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> Call:
-        merged = {**self.headers, **headers} if headers else self.headers
-        content = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            merged = {**merged, "Content-Type": "application/json"}
-        query = {**self.params, **(params or {})}
-        if query:
-            url = f"{url}{'&' if '?' in url else '?'}{_query_string(query)}"
-        return Call(method, url, merged, content, what)
 
     def items_url(self, obj: ObjectDescriptor, item_id: str | None = None) -> str:
         url = f"{self.root}lists/{quote(obj.name, safe='')}/items"
@@ -398,7 +328,7 @@ class _Core(Core[_ObjectCodec]):
     def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool) -> Flow[Any]:
         self.plain(formatted)
         codec = self.codec(obj)
-        return self._read(codec, codec.item_id(key), f"get {obj.name}")
+        return self._read(codec, codec.key_value(key), f"get {obj.name}")
 
     def _read(self, codec: _ObjectCodec, item_id: str, what: str) -> Flow[Any]:
         response = yield self.call("GET", self.items_url(codec.obj, item_id), what, {"expand": codec.expand})
@@ -406,32 +336,24 @@ class _Core(Core[_ObjectCodec]):
         with self.decoding(what):
             return codec.decode(payload)
 
-    def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None, links: Links
-    ) -> Flow[Any]:
+    def create(self, obj: ObjectDescriptor, record: Any, send: Names, links: Links) -> Flow[Any]:
         self.plain(links=links)
         codec = self.codec(obj)
         what = f"create {obj.name}"
-        body = {"fields": codec.body(record, attributes_to_send, creating=True)}
+        body = {"fields": codec.body(record, send, creating=True)}
         response = yield self.call("POST", self.items_url(obj), what, body=body)
         payload = self.payload(response, what)
         with self.decoding(what):
             return codec.decode(payload)
 
     def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None,
-        etag: str | None,
-        links: Links,
+        self, obj: ObjectDescriptor, key: Key, record: Any, send: Names, etag: str | None, links: Links
     ) -> Flow[None]:
         self.plain(links=links)
         codec = self.codec(obj)
         what = f"update {obj.name}"
-        url = self.items_url(obj, codec.item_id(key)) + "/fields"
-        body = codec.body(record, attributes_to_send, creating=False)
+        url = self.items_url(obj, codec.key_value(key)) + "/fields"
+        body = codec.body(record, send, creating=False)
         response = yield self.call("PATCH", url, what, None, {"If-Match": etag} if etag else None, body)
         self.check(response, what)
 
@@ -439,7 +361,7 @@ class _Core(Core[_ObjectCodec]):
         codec = self.codec(obj)
         what = f"delete {obj.name}"
         headers = {"If-Match": etag} if etag else None
-        response = yield self.call("DELETE", self.items_url(obj, codec.item_id(key)), what, None, headers)
+        response = yield self.call("DELETE", self.items_url(obj, codec.key_value(key)), what, None, headers)
         self.check(response, what)
 
 
@@ -448,19 +370,9 @@ class _Core(Core[_ObjectCodec]):
 # --------------------------------------------------------------------------------------------
 
 
-class Client(ClientBase):
+class Client(client.ClientBase, core=_Core):
     """Synchronous Graph client for one site's lists; use as a context manager or call close()."""
 
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)
 
-
-class AsyncClient(AsyncClientBase):
+class AsyncClient(client.AsyncClientBase, core=_Core):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
-
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)

@@ -1,8 +1,7 @@
 """OData V2 and V4 client: what generated SAP OData (and Dataverse) drivers call.
 
-:class:`Client` (httpx.Client) and :class:`AsyncClient` (httpx.AsyncClient) share every line of
-protocol logic: each operation is a generator ("flow") that yields the HTTP calls it needs and
-receives their responses, so only the loop that performs the I/O differs between the twins.
+:class:`Client` and :class:`AsyncClient` are the shells of :mod:`.client` around this module's
+core, which holds all of OData's protocol logic (V2 and V4 dialects, codecs, CSRF, paging) as flows.
 
 Decisions a caller may notice:
 
@@ -60,7 +59,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -73,9 +72,10 @@ from uuid import UUID, SafeUUID
 
 import httpx
 
-from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Search, request_id, retry_after
+from . import client
+from .client import Flow, Key, Links, Names, Search
 from .connection import Connection
-from .errors import ConfigurationError, IntegrationError, RateLimited, error_for_status
+from .errors import ConfigurationError, IntegrationError
 from .query import BasicFilter, FilterOperator, OrderBy, Page
 from .records import FieldDescriptor, NavigationDescriptor, ObjectDescriptor, ServiceDescriptor
 
@@ -615,16 +615,12 @@ def _field_codec(field: FieldDescriptor, dialect: _Dialect) -> _FieldCodec:
     return _FieldCodec(field, decode, encode, literal, native, memo)
 
 
-class _ObjectCodec:
+class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
     """Everything the client needs about one object, computed once."""
 
     def __init__(self, obj: ObjectDescriptor, core: _Core) -> None:
         dialect = core.dialect
-        self.obj = obj
-        self.fields = tuple(_field_codec(f, dialect) for f in obj.fields if f.wire_type != _STREAM)
-        self.by_wire = {c.field.wire: c for c in self.fields}
-        self.by_attr = {c.field.attr: c for c in self.fields}
-        self.keys = tuple(c for c in self.fields if c.field.key)
+        super().__init__(obj, (_field_codec(f, dialect) for f in obj.fields if f.wire_type != _STREAM))
         streams = tuple(f.attr for f in obj.fields if f.wire_type == _STREAM)
         selected = [c.field.wire for c in self.fields]
         if dialect.select_navigations:
@@ -749,13 +745,6 @@ class _ObjectCodec:
         exec(source, namespace)  # noqa: S102
         return cast(Callable[[Any, str | None], Any], namespace["decode"])
 
-    def field(self, name: Any) -> _FieldCodec:
-        wire = name.value if isinstance(name, Enum) else name
-        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
-        if codec is None:
-            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
-        return codec
-
     def body(
         self,
         record: Any,
@@ -763,23 +752,9 @@ class _ObjectCodec:
         creating: bool,
         links: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = self.bind(links) if links else {}
-        if attributes_to_send is None:
-            chosen: Iterable[_FieldCodec] = self.fields
-            skip_none = True
-        else:
-            chosen = [self.field(name) for name in attributes_to_send]
-            skip_none = False
-        for codec in chosen:
-            if not (codec.field.creatable if creating else codec.field.updatable):
-                continue
-            value = getattr(record, codec.field.attr)
-            if value is None:
-                if not skip_none:
-                    body[codec.field.wire] = None
-            else:
-                body[codec.field.wire] = codec.encode(value)
-        return body
+        """The write's body, with the lookups in ``links`` bound (see the module docstring)."""
+        fields = super().body(record, attributes_to_send, creating)
+        return {**self.bind(links), **fields} if links else fields
 
     def bind(self, links: Mapping[str, Any]) -> dict[str, Any]:
         """``links`` (navigation -> target key, None to clear) as ``@odata.bind`` body members."""
@@ -849,15 +824,6 @@ _TEXT_FUNCTIONS = {
 _XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]*)</", re.IGNORECASE)
 _XML_MESSAGE = re.compile(r"<(?:\w+:)?message[^>]*>([^<]*)</", re.IGNORECASE)
 _MAX_MESSAGE = 500
-_QUERY_SAFE = "$,()'*:@/"
-
-
-def _query_string(params: Mapping[str, str]) -> str:
-    # OData servers do not read "+" as a space the way HTML forms do (CAP V4 rejects it), so the
-    # query is encoded here with %20 instead of by httpx's form-style encoder
-    return "&".join(
-        f"{quote(name, safe=_QUERY_SAFE)}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
-    )
 
 
 def _error_details(response: httpx.Response) -> tuple[str, str | None]:
@@ -889,20 +855,13 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
     status = response.status_code
     message, code = _error_details(response)
     text = f"{what}: {message or response.reason_phrase or f'HTTP {status}'}"
-    rid = request_id(response)
-    if status == 429:
-        return RateLimited(
-            text,
-            retry_after=retry_after(response.headers.get("retry-after")),
-            status=status,
-            code=code,
-            request_id=rid,
-        )
-    return error_for_status(status)(text, status=status, code=code, request_id=rid)
+    return client.status_error(response, text, code, client.request_id(response))
 
 
-class _Core(Core[_ObjectCodec]):
+class _Core(client.Core[_ObjectCodec]):
     """OData's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
+
+    query_safe = "$,()'*:@/"
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
         self.service = service
@@ -916,6 +875,7 @@ class _Core(Core[_ObjectCodec]):
             error_from_response,
             "the server",
         )
+        self.content_type = self.dialect.content_type
         self.update_method = self.dialect.update_method
         self.csrf_token: str | None = None
         self.csrf_fetched = not service.runtime.get("csrf", True)
@@ -953,28 +913,12 @@ class _Core(Core[_ObjectCodec]):
 
     # --- requests and responses --------------------------------------------------------------
 
-    def call(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> Call:
-        merged_headers = {**self.headers, **headers} if headers else self.headers
-        content = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            merged_headers = {**merged_headers, "Content-Type": self.dialect.content_type}
-        query = dict(params) if params else {}
-        if self.params:
-            # server links usually carry sap-client already; sending it twice confuses Gateway
-            present = httpx.URL(url).params if "?" in url else {}
-            query = {**{k: v for k, v in self.params.items() if k not in present}, **query}
-        if query:
-            url = f"{url}{'&' if '?' in url else '?'}{_query_string(query)}"
-        return Call(method, url, merged_headers, content, what)
+    def query_params(self, url: str, params: Mapping[str, str] | None) -> Mapping[str, str]:
+        if not self.params:
+            return params or {}
+        # server links usually carry sap-client already; sending it twice confuses Gateway
+        present = httpx.URL(url).params if "?" in url else {}
+        return {**{k: v for k, v in self.params.items() if k not in present}, **(params or {})}
 
     def entity_set_url(self, obj: ObjectDescriptor) -> str:
         return self.root + quote(obj.name, safe="")
@@ -1090,7 +1034,7 @@ class _Core(Core[_ObjectCodec]):
         del items[top:]
         fetched = skip + len(items)
         more = bool(items) and (fetched < total if total is not None else len(items) >= top)
-        next_link = f"{url}?{_query_string({**params, '$skip': str(fetched)})}" if more else None
+        next_link = f"{url}?{self.query_string({**params, '$skip': str(fetched)})}" if more else None
         return Page(items, total, next_link, skip, top, codec.obj.name, formatted)
 
     def _server_page(
@@ -1153,16 +1097,10 @@ class _Core(Core[_ObjectCodec]):
         with self.decoding(what):
             return codec.decoder(formatted)(self.dialect.entity(payload), response.headers.get("etag"))
 
-    def create(
-        self,
-        obj: ObjectDescriptor,
-        record: Any,
-        attributes_to_send: Sequence[str] | None,
-        links: Mapping[str, Any] | None = None,
-    ) -> Flow[Any]:
+    def create(self, obj: ObjectDescriptor, record: Any, send: Names, links: Links) -> Flow[Any]:
         codec = self.codec(obj)
         what = f"create {obj.name}"
-        body = codec.body(record, attributes_to_send, creating=True, links=links)
+        body = codec.body(record, send, creating=True, links=links)
         response = yield from self._write(
             "POST", self.entity_set_url(obj), what, body, self.dialect.create_headers()
         )
@@ -1176,17 +1114,11 @@ class _Core(Core[_ObjectCodec]):
         return record
 
     def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None,
-        etag: str | None,
-        links: Mapping[str, Any] | None = None,
+        self, obj: ObjectDescriptor, key: Key, record: Any, send: Names, etag: str | None, links: Links
     ) -> Flow[None]:
         codec = self.codec(obj)
         url, name = self.entity_url(codec, key)
-        body = codec.body(record, attributes_to_send, creating=False, links=links)
+        body = codec.body(record, send, creating=False, links=links)
         headers = {**self.dialect.update_headers(), **({"If-Match": etag} if etag else {})}
         yield from self._write(None, url, f"update {name}", body, headers, etag_scope=obj.name)
 
@@ -1253,19 +1185,9 @@ class _Core(Core[_ObjectCodec]):
 # --------------------------------------------------------------------------------------------
 
 
-class Client(ClientBase):
+class Client(client.ClientBase, core=_Core):
     """Synchronous OData client for one service; use as a context manager or call close()."""
 
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)
 
-
-class AsyncClient(AsyncClientBase):
+class AsyncClient(client.AsyncClientBase, core=_Core):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
-
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)

@@ -1,8 +1,7 @@
 """Salesforce REST client: what generated Salesforce drivers call.
 
-:class:`Client` (httpx.Client) and :class:`AsyncClient` (httpx.AsyncClient) share every line of
-protocol logic: each operation is a generator ("flow") that yields the HTTP calls it needs and
-receives their responses, so only the loop that performs the I/O differs between the twins.
+:class:`Client` and :class:`AsyncClient` are the shells of :mod:`.client` around this module's
+core, which holds all of the REST API's protocol logic (SOQL, codecs, paging, errors) as flows.
 
 Decisions a caller may notice:
 
@@ -64,7 +63,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .client import AsyncClientBase, Call, ClientBase, Core, Flow, Links, Search, retry_after
+from . import client
+from .client import Flow, Key, Links, Names, Search
 from .connection import BasicAuth, Connection
 from .errors import (
     ConfigurationError,
@@ -334,33 +334,22 @@ class _Related(NamedTuple):
         return self.codec.decode(raw, None)
 
 
-class _ObjectCodec:
+class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
     """Everything the client needs about one sObject, computed once.
 
     ``objects`` (the package's descriptors) resolves the targets of expanded lookups; their own
     expansions are not followed (one level, as one SOQL query reads it)."""
 
     def __init__(self, obj: ObjectDescriptor, objects: Mapping[str, ObjectDescriptor] | None = None) -> None:
-        self.obj = obj
+        super().__init__(obj, (_field_codec(f) for f in obj.fields))
         self.name = _checked_name(obj.name, "object")
-        self.fields = tuple(_field_codec(f) for f in obj.fields)
         for codec in self.fields:
             _checked_name(codec.field.wire, f"{obj.name}: field")
-        self.by_wire = {c.field.wire: c for c in self.fields}
-        self.by_attr = {c.field.attr: c for c in self.fields}
         self.readable = tuple(c for c in self.fields if c.selectable)
         self.own_fields = ", ".join(c.field.wire for c in self.readable) or "Id"
         self.related = tuple(_related(obj, n, objects or {}) for n in obj.navigations if n.wire in obj.expand)
         self.related_fields = ", ".join(name for related in self.related for name in related.fields)
         self.field_list = ", ".join(filter(None, (self.own_fields, self.related_fields)))
-        self.key = next((c for c in self.fields if c.field.key), None)
-
-    def field(self, name: Any) -> _FieldCodec:
-        wire = name.value if isinstance(name, Enum) else name
-        codec = self.by_wire.get(wire) or self.by_attr.get(wire)
-        if codec is None:
-            raise ValueError(f"{self.obj.name} has no attribute {wire!r}")
-        return codec
 
     def decode(self, row: Mapping[str, Any], etag: str | None) -> Any:
         values: dict[str, Any] = {}
@@ -379,30 +368,7 @@ class _ObjectCodec:
         record._ib_set_meta(etag, frozenset(nulls))
         return record
 
-    def body(self, record: Any, attributes_to_send: Sequence[str] | None, creating: bool) -> dict[str, Any]:
-        chosen = self.fields if attributes_to_send is None else [self.field(n) for n in attributes_to_send]
-        body: dict[str, Any] = {}
-        for codec in chosen:
-            if not (codec.field.creatable if creating else codec.field.updatable):
-                continue
-            value = getattr(record, codec.field.attr)
-            if value is not None:
-                body[codec.field.wire] = codec.encode(value)
-            elif attributes_to_send is not None:
-                body[codec.field.wire] = None
-        return body
 
-    def record_id(self, key: Mapping[str, Any]) -> str:
-        if self.key is None:
-            raise ValueError(f"{self.obj.name} has no Id: it cannot be read, updated or deleted by key")
-        names = {self.key.field.wire, self.key.field.attr}
-        unknown = sorted(set(key) - names)
-        if unknown:
-            raise ValueError(f"{self.obj.name}: {', '.join(unknown)} is not its key")
-        value = next((key[n] for n in names if n in key), None)
-        if value is None or not str(value).strip():
-            raise ValueError(f"{self.obj.name}: the key {self.key.field.wire!r} is missing")
-        return str(value)
 
 
 def _related(
@@ -483,11 +449,7 @@ def error_from_response(response: httpx.Response, what: str) -> IntegrationError
             "iterate, or use pages of 200 or more, which follow Salesforce's cursor)"
         )
     text = f"{what}: {detail}"
-    if cls is RateLimited:
-        return RateLimited(
-            text, retry_after=retry_after(response.headers.get("retry-after")), status=status, code=code
-        )
-    return cls(text, status=status, code=code)
+    return client.status_error(response, text, code, cls=cls)
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,7 +496,7 @@ def _api_root(url: str, api_version: str) -> str:
     return f"{root}services/data/v{api_version}/"
 
 
-class _Core(Core[_ObjectCodec]):
+class _Core(client.Core[_ObjectCodec]):
     """Salesforce's protocol logic, run by :class:`Client` and :class:`AsyncClient`."""
 
     def __init__(self, connection: Connection, service: ServiceDescriptor) -> None:
@@ -556,24 +518,6 @@ class _Core(Core[_ObjectCodec]):
         )
 
     # --- requests and responses --------------------------------------------------------------
-
-    def call(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> Call:
-        merged = {**self.headers, **headers} if headers else self.headers
-        content = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            merged = {**merged, "Content-Type": "application/json"}
-        if self.params:
-            extra = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params.items())
-            url = f"{url}{'&' if '?' in url else '?'}{extra}"
-        return Call(method, url, merged, content, what)
 
     def query_url(self, soql: str) -> str:
         return f"{self.root}query?q={quote(soql, safe='')}"
@@ -668,7 +612,7 @@ class _Core(Core[_ObjectCodec]):
         items: list[Any] = []
         batch = 0
         while True:
-            response = yield self.call("GET", cursor, what, headers)
+            response = yield self.call("GET", cursor, what, headers=headers)
             payload = self.payload(response, what)
             rows = payload.get("records") or []
             with self.decoding(what):
@@ -702,7 +646,7 @@ class _Core(Core[_ObjectCodec]):
     def get(self, obj: ObjectDescriptor, key: Mapping[str, Any], formatted: bool) -> Flow[Any]:
         self.plain(formatted)
         codec = self.codec(obj)
-        return self._read(codec, codec.record_id(key), f"get {obj.name}")
+        return self._read(codec, codec.key_value(key), f"get {obj.name}")
 
     def _read(self, codec: _ObjectCodec, record_id: str, what: str) -> Flow[Any]:
         fields = quote(codec.own_fields.replace(" ", ""), safe=",")
@@ -723,13 +667,11 @@ class _Core(Core[_ObjectCodec]):
         with self.decoding(what):
             return codec.decode(payload, etag)
 
-    def create(
-        self, obj: ObjectDescriptor, record: Any, attributes_to_send: Sequence[str] | None, links: Links
-    ) -> Flow[Any]:
+    def create(self, obj: ObjectDescriptor, record: Any, send: Names, links: Links) -> Flow[Any]:
         self.plain(links=links)
         codec = self.codec(obj)
         what = f"create {obj.name}"
-        body = codec.body(record, attributes_to_send, creating=True)
+        body = codec.body(record, send, creating=True)
         response = yield self.call("POST", self.sobject_url(codec), what, body=body)
         payload = self.payload(response, what)
         with self.decoding(what):
@@ -737,32 +679,26 @@ class _Core(Core[_ObjectCodec]):
         if codec.obj.runtime.get("retrieveable", True):
             return (yield from self._read(codec, record_id, what))
         # objects Salesforce cannot read by Id (events and the like): what was sent, with the Id
-        key = codec.key.field.wire if codec.key is not None else "Id"
+        key = codec.keys[0].field.wire if codec.keys else "Id"
         with self.decoding(what):
             return codec.decode({**body, key: record_id}, None)
 
     def update(
-        self,
-        obj: ObjectDescriptor,
-        key: Mapping[str, Any],
-        record: Any,
-        attributes_to_send: Sequence[str] | None,
-        etag: str | None,
-        links: Links,
+        self, obj: ObjectDescriptor, key: Key, record: Any, send: Names, etag: str | None, links: Links
     ) -> Flow[None]:
         self.plain(links=links)
         codec = self.codec(obj)
-        url = self.sobject_url(codec, codec.record_id(key))
-        body = codec.body(record, attributes_to_send, creating=False)
+        url = self.sobject_url(codec, codec.key_value(key))
+        body = codec.body(record, send, creating=False)
         headers = {"If-Match": etag} if etag else None
-        response = yield self.call("PATCH", url, f"update {obj.name}", headers, body)
+        response = yield self.call("PATCH", url, f"update {obj.name}", headers=headers, body=body)
         self.check(response, f"update {obj.name}")
 
     def delete(self, obj: ObjectDescriptor, key: Mapping[str, Any], etag: str | None) -> Flow[None]:
         codec = self.codec(obj)
-        url = self.sobject_url(codec, codec.record_id(key))
+        url = self.sobject_url(codec, codec.key_value(key))
         headers = {"If-Match": etag} if etag else None
-        response = yield self.call("DELETE", url, f"delete {obj.name}", headers)
+        response = yield self.call("DELETE", url, f"delete {obj.name}", headers=headers)
         self.check(response, f"delete {obj.name}")
 
 
@@ -771,19 +707,9 @@ class _Core(Core[_ObjectCodec]):
 # --------------------------------------------------------------------------------------------
 
 
-class Client(ClientBase):
+class Client(client.ClientBase, core=_Core):
     """Synchronous Salesforce client; use as a context manager or call close()."""
 
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.Client | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)
 
-
-class AsyncClient(AsyncClientBase):
+class AsyncClient(client.AsyncClientBase, core=_Core):
     """Asynchronous twin of :class:`Client`; use with ``async with`` or call aclose()."""
-
-    def __init__(
-        self, connection: Connection, service: ServiceDescriptor, http: httpx.AsyncClient | None = None
-    ) -> None:
-        super().__init__(_Core(connection, service), http)
