@@ -217,12 +217,14 @@ class ObjectCodec(Generic[FieldT]):
 
 
 class Core(Generic[CodecT]):
-    """What every runtime's core shares: connection state, object codecs, links, errors.
+    """What every runtime's core shares: connection state, calls, codecs, server links, errors.
 
     A subclass adds the flows :class:`Flows` names; ``new_codec`` builds what it needs about one
     object (computed once per object), ``error`` maps a failed response to :mod:`.errors`,
     ``system`` names the remote side in messages and ``loads`` parses its JSON.
     """
+
+    query_safe = ""  # what query strings leave unescaped (OData and Graph syntax, for readability)
 
     def __init__(
         self,
@@ -245,10 +247,6 @@ class Core(Generic[CodecT]):
         self._error = error
         self._loads = loads
         self._codecs: dict[int, tuple[ObjectDescriptor, CodecT]] = {}
-
-    # --- requests and responses --------------------------------------------------------------
-
-    query_safe = ""  # what query strings leave unescaped (OData and Graph syntax, for readability)
 
     def call(
         self,

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -54,7 +54,6 @@ from .records import FieldDescriptor, ObjectDescriptor, ServiceDescriptor
 
 __all__ = ["HONOR_NON_INDEXED", "AsyncClient", "Client"]
 
-T = TypeVar("T")
 HONOR_NON_INDEXED = "HonorNonIndexedQueriesWarningMayFailRandomly"
 _ITEM_ID = "id"
 _MAX_MESSAGE = 500

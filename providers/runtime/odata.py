@@ -66,7 +66,7 @@ from enum import Enum
 from keyword import iskeyword
 from operator import itemgetter
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 from uuid import UUID, SafeUUID
 
@@ -81,7 +81,6 @@ from .records import FieldDescriptor, NavigationDescriptor, ObjectDescriptor, Se
 
 __all__ = ["AsyncClient", "Client"]
 
-T = TypeVar("T")
 Decoder = Callable[[Any], Any]
 Encoder = Callable[[Any], Any]
 LiteralEncoder = Callable[[Any], str]

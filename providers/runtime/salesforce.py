@@ -58,7 +58,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -83,7 +83,6 @@ from .records import FieldDescriptor, NavigationDescriptor, ObjectDescriptor, Se
 __all__ = ["DEFAULT_API_VERSION", "AsyncClient", "Client", "soql_like", "soql_string"]
 
 DEFAULT_API_VERSION = "62.0"
-T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------
 # SOQL literals
