@@ -4,12 +4,18 @@ embedded default, in the same run on the same machine.
 - scaled out: 2 `ib serve` replicas and 2 `ib worker` processes on one throwaway PostgreSQL
   database (``--postgres``); each request goes to the next replica in turn, as behind a load
   balancer that does not pin users (a user's consecutive requests land on different replicas).
+  The workers run at a lower CPU priority (``--worker-nice``, 10), as an operator runs them beside
+  the replicas on one machine: at equal priority, four package builds at a time take both cores
+  from the replicas and acks wait seconds (the embedded default builds in threads of the one
+  process, whose event loop keeps its share).
 - embedded: 1 `ib serve` on its SQLite file, running the jobs in-process.
 
 This process plays Slack (the fake Web API of tests/slack and signed requests). Each user, the
 developer role in dev granted: `/ib new` -> provider -> uploads GWSAMPLE_BASIC.edmx -> picks two
-objects (with searches) -> settings -> review -> Publish; users start evenly over ``--ramp``
-seconds (0: all at once). The users stand for those of ``--workspaces`` workspaces of a
+objects (with searches) -> settings -> review; users start evenly over ``--ramp`` seconds (0: all
+at once). Once all are at the review they press Publish, evenly over ``--publish-window`` seconds,
+so that jobs queue up and the publish phase measures what the processes can build, not the pace
+of the users. The users stand for those of ``--workspaces`` workspaces of a
 multi-workspace install: the fake applies that many workspaces' Slack limits (one workspace
 allows 100 views.update and 50 chat.update a minute, which 200 users' modals and publish DMs
 exceed within a minute: the run would measure Slack's limits, not the service).
@@ -20,7 +26,8 @@ job, one version and one final DM per user) and no duplicate. Prints
 ack p50/p99 per kind, publishes per second (over the publish phase: first job queued to last job
 finished) and the load average; exits 1 if a check fails or the scaled-out ack p99 is over 150 ms.
 
-    .venv/bin/python bench/load.py [--users 200] [--ramp 60] [--workspaces 10]
+    .venv/bin/python bench/load.py [--users 200] [--ramp 60] [--publish-window 10] [--workspaces 10]
+        [--worker-nice 10]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 """
 
@@ -67,6 +74,8 @@ class Figures:
     jobs: int = 0
     versions: int = 0
     final_dms: int = 0
+    lost: int = 0  # users at the publishing view without exactly one published job, version and DM
+    duplicated: int = 0  # users with more than one job, version or final DM
     seconds: float = 0.0  # first `/ib new` to last job finished
     publish_seconds: float = 0.0  # first job queued to last job finished
 
@@ -90,24 +99,48 @@ class Figures:
         print(f"  {'all':18}              p50 {self.p(None, 0.5):7.1f} ms  p99 {self.p(None, 0.99):7.1f} ms")
         print(
             f"  published {self.published}/{self.users} (jobs {self.jobs}, versions {self.versions}, "
-            f"final DMs {self.final_dms}); publish phase {self.publish_seconds:.1f} s: "
+            f"final DMs {self.final_dms}); lost {self.lost}, duplicated {self.duplicated}"
+        )
+        print(
+            f"  publish phase {self.publish_seconds:.1f} s: "
             f"{self.rate:.2f} publishes/s; whole run {self.seconds:.1f} s; errors: {len(self.errors)}"
         )
         for error in self.errors[:10]:
             print(f"    {error}")
 
 
-async def journey(running: Replicated, member: SlackUser, index: int, delay: float) -> None:
-    await asyncio.sleep(delay)
+class Gate:
+    """Opens once every user got to the review (or failed on the way)."""
+
+    def __init__(self, parties: int) -> None:
+        self.left = parties
+        self.opened = asyncio.Event()
+
+    def arrive(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.opened.set()
+
+
+async def journey(
+    running: Replicated, member: SlackUser, index: int, start: float, gate: Gate, publish: float
+) -> None:
+    """The wizard from ``start`` seconds on, then Publish ``publish`` seconds after the gate opened."""
+    await asyncio.sleep(start)
     fake = running.fake
     user = WizardUser(running.driver, fake, member)
     upload = fake.workspace.add_user_file(member.id, "GWSAMPLE_BASIC.edmx", EDMX, "application/xml")
-    await user.start()
-    await user.choose_provider("sap-odata")
-    await user.give_source(metadata_file=[upload])
-    await user.pick_objects(read_write=["BusinessPartnerSet"], read_only=["ProductSet"])
-    await user.fill_settings(application_name=f"Load {index}", module_name=f"load_{index}")
-    await user.wait_step("review")
+    try:
+        await user.start()
+        await user.choose_provider("sap-odata")
+        await user.give_source(metadata_file=[upload])
+        await user.pick_objects(read_write=["BusinessPartnerSet"], read_only=["ProductSet"])
+        await user.fill_settings(application_name=f"Load {index}", module_name=f"load_{index}")
+        await user.wait_step("review")
+    finally:
+        gate.arrive()
+    await gate.opened.wait()
+    await asyncio.sleep(publish)
     await user.submit()
     await user.wait_step("publishing")
 
@@ -131,6 +164,26 @@ async def publish_seconds(database: Database) -> float:
             await session.execute(select(func.min(PublishJob.created_at), func.max(PublishJob.finished_at)))
         ).one()
     return (last - first).total_seconds() if first and last else 0.0
+
+
+async def per_user(database: Database) -> dict[str, tuple[int, int, int]]:
+    """Per requester: jobs, published jobs, versions."""
+    found: dict[str, tuple[int, int, int]] = {}
+    async with database.session() as session:
+        for user_id, jobs, published in await session.execute(
+            select(
+                PublishJob.requested_by,
+                func.count(),
+                func.count().filter(PublishJob.state == "published"),
+            ).group_by(PublishJob.requested_by)
+        ):
+            found[user_id] = (int(jobs), int(published), 0)
+        for user_id, versions in await session.execute(
+            select(IntegrationVersion.created_by, func.count()).group_by(IntegrationVersion.created_by)
+        ):
+            jobs, published, _ = found.get(user_id, (0, 0, 0))
+            found[user_id] = (jobs, published, int(versions))
+    return found
 
 
 def final_dms(fake: FakeSlack, user_ids: list[str]) -> dict[str, int]:
@@ -170,14 +223,26 @@ async def run(
         workers=workers,
         log_level="WARNING",
         limits_of_workspaces=args.workspaces,
+        worker_niceness=args.worker_nice,
     ) as running:
         members = [running.fake.workspace.add_user(f"load{index}") for index in range(users)]
         user_ids = [member.id for member in members]
         await running.grant_developer(*user_ids)
         started = time.perf_counter()
+        gate = Gate(users)
         outcomes = await asyncio.gather(
             *(
-                asyncio.wait_for(journey(running, member, index, ramp * index / users), JOURNEY_LIMIT_S)
+                asyncio.wait_for(
+                    journey(
+                        running,
+                        member,
+                        index,
+                        ramp * index / users,
+                        gate,
+                        args.publish_window * index / users,
+                    ),
+                    JOURNEY_LIMIT_S,
+                )
                 for index, member in enumerate(members)
             ),
             return_exceptions=True,
@@ -185,7 +250,8 @@ async def run(
         figures.errors += [
             f"{type(o).__name__}: {str(o)[:200]}" for o in outcomes if isinstance(o, BaseException)
         ]
-        await settle(figures, running.database, users)
+        published_by = [user_ids[i] for i, o in enumerate(outcomes) if not isinstance(o, BaseException)]
+        await settle(figures, running.database, len(published_by))
         figures.seconds = time.perf_counter() - started
         figures.jobs, _, figures.published, figures.versions = await counts(running.database)
         figures.publish_seconds = await publish_seconds(running.database)
@@ -197,7 +263,11 @@ async def run(
             )
         dms = final_dms(running.fake, user_ids)
         figures.final_dms = sum(dms.values())
-        figures.errors += [f"{user_id} got {count} final DMs" for user_id, count in dms.items() if count != 1]
+        counted = await per_user(running.database)
+        figures.lost = sum((*counted.get(u, (0, 0, 0))[1:], dms[u]) != (1, 1, 1) for u in published_by)
+        figures.duplicated = sum(max(*counted.get(u, (0, 0, 0)), dms[u]) > 1 for u in user_ids)
+        if figures.lost or figures.duplicated:
+            figures.errors.append(f"{figures.lost} publishes lost, {figures.duplicated} duplicated")
         driver = running.driver
         figures.latencies = list(driver.latencies)
         figures.errors += driver.failures
@@ -222,7 +292,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--ramp", type=float, default=60.0, help="seconds over which users start")
+    parser.add_argument(
+        "--publish-window", type=float, default=10.0, help="seconds over which the users press Publish"
+    )
     parser.add_argument("--workspaces", type=int, default=10, help="whose Slack limits apply")
+    parser.add_argument("--worker-nice", type=int, default=10, help="CPU niceness of the ib workers")
     parser.add_argument(
         "--postgres",
         default=os.environ.get(

@@ -87,9 +87,10 @@ async def replicated(
     workers: int,
     log_level: str = "INFO",
     limits_of_workspaces: int = 1,
+    worker_niceness: int = 0,
 ) -> AsyncIterator[Replicated]:
     """Start the processes (the first replica migrates the database), stop them all at the end;
-    ``limits_of_workspaces``: see :class:`FakeSlack`."""
+    ``limits_of_workspaces``: see :class:`FakeSlack`; ``worker_niceness``: see :func:`start_worker`."""
     secret = secrets.token_hex(16)
     async with FakeSlack(limits_of_workspaces=limits_of_workspaces) as fake:
         env = {
@@ -107,7 +108,11 @@ async def replicated(
             for number in range(replicas):
                 started.append(await asyncio.to_thread(start_replica, folder, f"serve-{number}", env))
             for number in range(workers):
-                started.append(await asyncio.to_thread(start_worker, folder, f"worker-{number}", env))
+                started.append(
+                    await asyncio.to_thread(
+                        start_worker, folder, f"worker-{number}", env, niceness=worker_niceness
+                    )
+                )
             urls = [process.base_url for process in started[:replicas]]
             driver = BalancedDriver(urls, secret, fake)
             async with driver:

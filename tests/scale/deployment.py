@@ -66,15 +66,19 @@ def start_replica(folder: Path, name: str, env: Mapping[str, str]) -> Served:
     return start_serve(replica_folder, env)
 
 
-def start_worker(folder: Path, name: str, env: Mapping[str, str]) -> Served:
-    """`ib worker` in ``folder/name``, ready once its /metrics answers (``base_url``)."""
+def start_worker(folder: Path, name: str, env: Mapping[str, str], *, niceness: int = 0) -> Served:
+    """`ib worker` in ``folder/name``, ready once its /metrics answers (``base_url``); ``niceness``
+    lowers its CPU priority, as an operator does who runs workers beside the replicas."""
     worker_folder = folder / name
     worker_folder.mkdir(exist_ok=True)
     port = free_port()
     log_path = worker_folder / "worker.log"
+    command = [sys.executable, "-m", "bot.cli", "worker", "--concurrency", "2", "--metrics-port", str(port)]
+    if niceness:
+        command = ["nice", "-n", str(niceness), *command]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker", "--concurrency", "2", "--metrics-port", str(port)],
+            command,
             cwd=worker_folder,
             env=serve_env(worker_folder, env),
             stdout=log_file,
