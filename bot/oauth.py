@@ -7,11 +7,14 @@ The page says in plain words what happened; the Slack modal moves on by itself (
 from __future__ import annotations
 
 import html
+import re
 
 from aiohttp import web
 
 from bot.slack_app import SLACK_BOT
+from handlers.signin import callback_families
 from handlers.wizard import Wizard
+from providers.base import callback_path
 
 PAGE = (
     '<!doctype html><html><head><meta charset="utf-8"><title>Integration Builder</title></head>'
@@ -36,5 +39,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 def install_oauth(app: web.Application) -> None:
-    """After install_slack: the callback continues the bot's wizard."""
-    app.router.add_get("/oauth/{provider:salesforce|microsoft}/callback", oauth_callback)
+    """After install_slack: the callback continues the bot's wizard (one route per sign-in family,
+    e.g. /oauth/microsoft/callback)."""
+    families = "|".join(re.escape(family) for family in callback_families())
+    if families:
+        app.router.add_get(callback_path(f"{{provider:{families}}}"), oauth_callback)

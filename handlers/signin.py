@@ -19,6 +19,7 @@ note, on any replica.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -33,11 +34,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.drafts import DraftCopy
 from handlers.services import Services
 from handlers.views.blocks import option
-from handlers.views.wizard import SEARCH_FAILED, SIGN_IN_ACTION, SITE_SEARCH
+from handlers.views.wizard import SEARCH_FAILED, SIGN_IN_ACTION
 from handlers.wizard_state import WizardState
 from handlers.wizard_steps import SourceLoad
-from providers import dataverse, microsoft, salesforce, sharepoint
-from providers.base import MetadataSource, ProviderError, SignInExpired, SourceError
+from providers.base import (
+    DesignSignIn,
+    MetadataSource,
+    ProviderError,
+    SignInExpired,
+    SignInRefused,
+    all_providers,
+    callback_path,
+    design_sign_in,
+    get_provider,
+)
 from storage import SecretBox
 from storage.models import OAuthState, utcnow
 
@@ -53,11 +63,19 @@ FORGED = (
     "changed: go back to Slack and press the sign-in button of the wizard again."
 )
 DENIED = "consent was denied"
-# Keys of a row's JSON besides the sign-in's own: the clicked modal, and how far its update got.
+# Keys of a row's JSON besides the session's tokens (DesignSession.tokens, kept beside them): the
+# wizard provider signing in, its pending sign-in (until the callback), what the source step shows
+# of the session, the owner, the clicked modal and how far its update got.
+PROVIDER = "provider"
+PENDING = "pending"
+USERNAME = "username"
+CHOICES = "choices"
+USER_ID = "user_id"
 VIEW_ID = "view_id"
 MODAL = "modal"
 WAITING = "waiting"  # the callback's work is done, the click has not named the modal yet
 SHOWN = "shown"  # the modal was (or is being) updated
+_OWN_KEYS = frozenset({PROVIDER, PENDING, USERNAME, CHOICES, USER_ID, VIEW_ID, MODAL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +100,25 @@ class SignedIn:
     """A finished sign-in of a draft (what the source step may show: never a token)."""
 
     username: str
-    environments: tuple[tuple[str, str], ...] = ()  # (url, name) listed for the user
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label) listed for the user
+    hint: str = ""  # what to do next
 
 
-# The route's {provider} for each wizard provider that signs in.
-FAMILIES: dict[str, str] = {
-    "salesforce": "salesforce",
-    "dataverse": "microsoft",
-    "dynamics365": "microsoft",
-    "sharepoint": "microsoft",
-}
+def _sign_in_of(provider_key: str) -> DesignSignIn | None:
+    try:
+        return design_sign_in(get_provider(provider_key))
+    except ProviderError:  # a key no provider has (any more)
+        return None
+
+
+def callback_families() -> list[str]:
+    """The :attr:`DesignSignIn.family` of every registered provider that signs in: the callback
+    routes (see bot/oauth.py)."""
+    return sorted({s.family for p in all_providers() if (s := design_sign_in(p)) is not None})
 
 
 class SignIns:
-    """Design-time sign-ins of the wizard: Salesforce, and Microsoft for Dataverse / Dynamics 365."""
+    """Design-time sign-ins of the wizard, through each provider's :class:`DesignSignIn`."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -112,59 +135,31 @@ class SignIns:
 
     def available(self, provider_key: str) -> bool:
         """Whether the source step can offer signing in: a client app, secret keys and a public URL."""
-        family = FAMILIES.get(provider_key)
-        if family is None or self._box is None or not self._base_url:
-            return False
-        if family == "salesforce":
-            return salesforce.OAuthClient.from_env() is not None
-        return microsoft.SignInClient.from_env() is not None
+        sign_in = _sign_in_of(provider_key)
+        return sign_in is not None and self._box is not None and bool(self._base_url) and sign_in.configured()
 
     async def start(self, draft: DraftCopy, state: WizardState) -> str | None:
         """A fresh authorize URL for the draft's owner, its state and verifier kept server-side;
         ProviderError when the source step's choices of where to sign in are not usable."""
-        box = self._box
-        if not self.available(state.provider) or box is None:
+        box, sign_in = self._box, _sign_in_of(state.provider)
+        if not self.available(state.provider) or box is None or sign_in is None:
             return None
-        family = FAMILIES[state.provider]
-        pending: dict[str, Any]
-        if family == "salesforce":
-            client = salesforce.OAuthClient.from_env()
-            assert client is not None
-            # A My Domain or org kind the user gave is refused here (ProviderError) before any URL.
-            login = salesforce.sign_in_login_url(state.source.options)
-            request = salesforce.start_authorization(
-                login, client.client_id, salesforce.callback_url(self._base_url)
-            )
-            url, state_value = request.url, request.state
-            pending = {
-                "login_url": request.login_url,
-                "client_id": request.client_id,
-                "redirect_uri": request.redirect_uri,
-                "code_verifier": request.code_verifier,
-                "options": dict(state.source.options),  # the objects' source keeps them
-            }
-        else:
-            sign_in_client = microsoft.SignInClient.from_env()
-            assert sign_in_client is not None
-            started = await microsoft.start_sign_in(
-                sign_in_client, microsoft.callback_url(self._base_url), _design_scopes(state.provider, "")
-            )
-            url, state_value = started.url, started.state
-            pending = {"flow": started.flow, "wizard_provider": state.provider}
+        callback_url = self._base_url.rstrip("/") + callback_path(sign_in.family)
+        started = await sign_in.start(state.source.options, callback_url)
         async with self.services.units.writing() as session:
             # Expired rows of anyone go on the way: they can only be refused.
             await session.execute(delete(OAuthState).where(OAuthState.expires_at < utcnow()))
             session.add(
                 OAuthState(
-                    state=state_value,
-                    provider=family,
+                    state=started.state,
+                    provider=sign_in.family,
                     user_id=draft.owner_user_id,
                     draft_id=draft.id,
-                    code_verifier=box.encrypt_json(pending),
+                    code_verifier=box.encrypt_json({PROVIDER: state.provider, PENDING: started.pending}),
                     expires_at=utcnow() + SIGN_IN_TTL,
                 )
             )
-        return url
+        return started.url
 
     async def clicked(self, state_value: str, user_id: str, view_id: str) -> str:
         """The owner pressed the button in modal ``view_id``: the id of the draft whose modal to
@@ -220,19 +215,18 @@ class SignIns:
             draft_id = row.draft_id
             # Used once, whatever happens next; a click's modal, if noted already, stays.
             row.code_verifier = box.encrypt_json({VIEW_ID: str(pending.get(VIEW_ID) or "")})
-        title = "Salesforce" if family == "salesforce" else "Microsoft"
+        sign_in = _sign_in_of(str(pending.get(PROVIDER) or ""))
+        if sign_in is None or sign_in.family != family:
+            return CallbackResult(FORGED)
         try:
-            if family == "salesforce":
-                kept, load = await _salesforce_tokens(pending, state_value, params)
-            else:
-                kept, load = await _microsoft_tokens(pending, params), None
-        except (salesforce.AuthorizationError, microsoft.SignInError, ProviderError) as error:
+            done = await sign_in.complete(pending[PENDING], state_value, params)
+        except ProviderError as error:
             denied = params.get("error") in ("access_denied", "consent_required")
             if denied:
-                page = f"{title} access was not allowed: {DENIED}."
-                problem = f"{title} sign-in failed: {DENIED}. Sign in again and allow access."
+                page = f"{sign_in.title} access was not allowed: {DENIED}."
+                problem = f"{sign_in.title} sign-in failed: {DENIED}. Sign in again and allow access."
             else:
-                page = problem = f"{title} sign-in failed: {error}."
+                page = problem = f"{sign_in.title} sign-in failed: {error}."
             return CallbackResult(page + " Go back to Slack.", draft_id, problem=problem, state=state_value)
         async with self.services.units.writing() as session:
             # One sign-in per draft: the newest replaces the others (their tokens go with them).
@@ -242,23 +236,22 @@ class SignIns:
             row = await _locked(session, state_value)
             if row is not None:
                 noted = box.decrypt_json(row.code_verifier)  # the click's modal, if it came meanwhile
-                row.code_verifier = box.encrypt_json({**noted, "user_id": row.user_id, **kept})
+                row.code_verifier = box.encrypt_json(
+                    {
+                        **noted,
+                        **done.tokens,
+                        USER_ID: row.user_id,
+                        PROVIDER: pending[PROVIDER],
+                        USERNAME: done.username,
+                        CHOICES: [list(choice) for choice in done.choices],
+                    }
+                )
                 row.expires_at = utcnow() + SIGNED_IN_TTL
-        if load is not None:
-            return CallbackResult(
-                "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now.",
-                draft_id,
-                load=load,
-                state=state_value,
-            )
-        return CallbackResult(
-            "Signed in with Microsoft. Go back to Slack to choose the environment.",
-            draft_id,
-            state=state_value,
-        )
+        load = SourceLoad(done.read_now) if done.read_now is not None else None
+        return CallbackResult(sign_in.done_page, draft_id, load=load, state=state_value)
 
     async def _signed_in_row(self, draft_id: str) -> tuple[str, dict[str, Any]] | None:
-        """(state, kept tokens) of the draft's finished sign-in."""
+        """(state, kept JSON) of the draft's finished sign-in."""
         box = self._box
         if box is None:
             return None
@@ -276,127 +269,90 @@ class SignIns:
                     return row.state, kept
         return None
 
-    async def _tokens_of(self, draft_id: str) -> dict[str, Any] | None:
-        found = await self._signed_in_row(draft_id)
-        return found[1] if found is not None else None
-
-    async def _end_sign_in(self, draft_id: str) -> None:
+    async def _end_sign_in(self, draft_id: str, error: SignInExpired) -> None:
         """Forget the draft's sign-in (its refresh token is dead): the source step offers a new one,
         the draft stays as it was."""
+        log.info("the design-time sign-in of draft %s ended: %s", draft_id, error)
         async with self.services.units.writing() as session:
             await session.execute(delete(OAuthState).where(OAuthState.draft_id == draft_id))
 
-    async def _design_token(self, draft_id: str, state_value: str, kept: Mapping[str, Any]) -> str:
-        """The kept access token, renewed with the refresh token once it (nearly) expired (Microsoft
-        tokens last about an hour, the sign-in 12). SignInError when the renewal is refused."""
-        if float(kept.get("expires_at") or 0) > time.time() + TOKEN_MARGIN_S:
-            return str(kept["access_token"])
-        box, client = self._box, microsoft.SignInClient.from_env()
-        if box is None or client is None:
-            raise microsoft.SignInError("Microsoft sign-in is not configured any more")
+    async def _renewed(
+        self, draft_id: str, state_value: str, kept: Mapping[str, Any], *, now: bool = False
+    ) -> dict[str, Any]:
+        """The sign-in's tokens, renewed (and kept renewed) when they (nearly) expired or ``now``
+        (the system refused them): Microsoft's last about an hour, the sign-in 12. SignInExpired,
+        the sign-in ended, when renewing is refused for good."""
+        tokens = _tokens(kept)
+        expires_at = tokens.get("expires_at")
+        if not now and (expires_at is None or float(expires_at) > time.time() + TOKEN_MARGIN_S):
+            return tokens
+        sign_in, box = _sign_in_of(str(kept.get(PROVIDER) or "")), self._box
+        if sign_in is None or box is None:
+            raise SignInExpired("the sign-in is not possible any more: choose the provider again")
         try:
-            tokens = await microsoft.refresh_sign_in(
-                client,
-                str(kept.get("refresh_token") or ""),
-                _design_scopes(str(kept.get("wizard_provider") or ""), ""),
-                tenant=str(kept.get("tenant_id") or "") or None,
-            )
-        except microsoft.SignInExpired:
-            await self._end_sign_in(draft_id)
+            renewed = await sign_in.renew(tokens)
+        except SignInExpired as error:
+            await self._end_sign_in(draft_id, error)
             raise
         async with self.services.units.writing() as session:
             row = await _locked(session, state_value)
             if row is not None:
-                row.code_verifier = box.encrypt_json(
-                    {**box.decrypt_json(row.code_verifier), **_renewable(tokens)}
-                )
-        return tokens.access_token
+                row.code_verifier = box.encrypt_json({**box.decrypt_json(row.code_verifier), **renewed})
+        return {**tokens, **renewed}
 
-    async def search_sites(self, draft_id: str, user_id: str, query: str) -> list[tuple[str, str]]:
-        """(url, name) of the SharePoint sites matching ``query`` for the draft's signed-in owner;
-        SignInError when the sign-in expired and could not be renewed, ProviderError when the
-        search could not run (e.g. Graph throttling)."""
+    async def search(self, draft_id: str, user_id: str, field_name: str, query: str) -> list[tuple[str, str]]:
+        """(value, label) of what the searched source field ``field_name`` finds for ``query``, for
+        the draft's signed-in owner; SignInRefused or SignInExpired when the sign-in cannot be used
+        (renewed) any more, ProviderError when the search could not run (e.g. throttling)."""
         found = await self._signed_in_row(draft_id)
-        if found is None or found[1].get("user_id") != user_id:
+        if found is None or found[1].get(USER_ID) != user_id:
             return []
-        token = await self._design_token(draft_id, *found)
-        sites = await sharepoint.search_sites(token, query)
-        return [(site.web_url, site.name) for site in sites[:100]]
+        sign_in = _sign_in_of(str(found[1].get(PROVIDER) or ""))
+        if sign_in is None:
+            return []
+        tokens = await self._renewed(draft_id, *found)
+        return (await sign_in.search(tokens, field_name, query))[:100]  # Slack shows 100 options
 
     async def signed_in(self, draft_id: str) -> SignedIn | None:
-        kept = await self._tokens_of(draft_id)
-        if kept is None:
+        """The draft's finished sign-in the source step goes on from (choosing, searching); None
+        when there is none, or when its callback read the metadata already: showing the step again
+        then offers a new sign-in, which serves a fresh token."""
+        found = await self._signed_in_row(draft_id)
+        sign_in = _sign_in_of(str(found[1].get(PROVIDER) or "")) if found is not None else None
+        if found is None or sign_in is None or sign_in.reads_at_once:
             return None
-        environments = tuple((str(url), str(name)) for url, name in kept.get("environments", []))
-        return SignedIn(str(kept.get("username", "")), environments)
+        kept = found[1]
+        choices = tuple((str(value), str(label)) for value, label in kept.get(CHOICES, []))
+        return SignedIn(str(kept.get(USERNAME, "")), choices, sign_in.hint)
 
     async def design_source(
-        self, draft: DraftCopy, options: Mapping[str, str], *, renew: bool = False
+        self, draft: DraftCopy, provider_key: str, options: Mapping[str, str], *, renew: bool = False
     ) -> MetadataSource:
-        """The live source the draft's Salesforce sign-in reads objects from (to describe the ones
-        picked after the callback); ``renew``: with a new access token from the refresh token.
-        SignInExpired when there is no sign-in any more or Salesforce refuses the renewal (the
-        sign-in ends: the source step offers a new one)."""
+        """The live source the draft's sign-in reads from (to describe the objects picked after
+        the callback); ``renew``: with a new access token. SignInExpired when there is no sign-in
+        any more or renewing it is refused (the sign-in ends: the source step offers a new one)."""
+        sign_in = _sign_in_of(provider_key)
+        if sign_in is None:
+            raise SignInExpired("this provider reads no live source: give the metadata again")
         found = await self._signed_in_row(draft.id)
-        if found is None or not found[1].get("instance_url"):
-            raise SignInExpired("the Salesforce sign-in ended: press Authorize Salesforce to sign in again")
-        state_value, kept = found
-        token = str(kept["access_token"])
-        if renew:
-            client, box = salesforce.OAuthClient.from_env(), self._box
-            if client is None or box is None:
-                raise SignInExpired("Salesforce sign-in is not configured any more")
-            try:
-                tokens = await salesforce.refresh_access_token(
-                    str(kept.get("login_url") or kept["instance_url"]),
-                    client.client_id,
-                    str(kept.get("refresh_token") or ""),
-                    client.client_secret,
-                )
-            except salesforce.AuthorizationError as error:
-                log.info("renewing the Salesforce session of draft %s failed: %s", draft.id, error)
-                await self._end_sign_in(draft.id)
-                raise SignInExpired(
-                    "your Salesforce session ended and Salesforce refused to renew it: press "
-                    "Authorize Salesforce to sign in again (your choices are kept)"
-                ) from None
-            token = tokens.access_token
-            async with self.services.units.writing() as session:
-                row = await _locked(session, state_value)
-                if row is not None:
-                    row.code_verifier = box.encrypt_json(
-                        {**box.decrypt_json(row.code_verifier), "access_token": token}
-                    )
-        return MetadataSource(
-            kind="url", location=str(kept["instance_url"]), password=token, options=dict(options)
-        )
+        tokens: dict[str, Any] | None = None
+        if found is not None:
+            tokens = await self._renewed(draft.id, *found, now=renew)
+        return await sign_in.authorize(tokens, MetadataSource(kind="url", options=dict(options)))
 
     async def authorized(self, draft: DraftCopy, provider_key: str, load: SourceLoad) -> SourceLoad:
-        """``load`` with the signed-in user's token for its URL (Microsoft: one per environment)."""
-        if FAMILIES.get(provider_key) != "microsoft" or load.source.kind != "url" or load.source.password:
+        """``load`` with the signed-in user's token for the URL the user named (Microsoft: one per
+        environment)."""
+        sign_in = _sign_in_of(provider_key)
+        if sign_in is None or load.source.kind != "url" or load.source.password:
             return load
-        kept = await self._tokens_of(draft.id)
-        client = microsoft.SignInClient.from_env()
-        if kept is None or client is None:
-            raise SourceError("sign in with Microsoft first: reading the environment's tables needs it")
+        found = await self._signed_in_row(draft.id)
         try:
-            tokens = await microsoft.refresh_sign_in(
-                client,
-                str(kept["refresh_token"]),
-                _design_scopes(provider_key, load.source.location),
-                tenant=str(kept.get("tenant_id") or "") or None,
-            )
-        except microsoft.SignInExpired:
-            await self._end_sign_in(draft.id)
+            source = await sign_in.authorize(_tokens(found[1]) if found else None, load.source)
+        except SignInExpired as error:
+            await self._end_sign_in(draft.id, error)
             raise
-        return replace(load, source=replace(load.source, password=tokens.access_token))
-
-
-def _design_scopes(provider_key: str, url: str) -> list[str]:
-    """Graph for SharePoint; for Dataverse the discovery service, or the environment at ``url``."""
-    if provider_key == "sharepoint":
-        return sharepoint.design_scopes()
-    return dataverse.environment_scopes(url) if url else dataverse.discovery_scopes()
+        return replace(load, source=source)
 
 
 async def _locked(session: AsyncSession, state_value: str) -> OAuthState | None:
@@ -406,82 +362,26 @@ async def _locked(session: AsyncSession, state_value: str) -> OAuthState | None:
 
 
 def _pending(kept: Mapping[str, Any]) -> bool:
-    return "code_verifier" in kept or "flow" in kept
+    return PENDING in kept
 
 
-async def _salesforce_tokens(
-    pending: Mapping[str, Any], state_value: str, params: Mapping[str, str]
-) -> tuple[dict[str, Any], SourceLoad]:
-    client = salesforce.OAuthClient.from_env()
-    if client is None:
-        raise ProviderError("Salesforce sign-in is not configured any more")
-    request = salesforce.AuthorizationRequest(
-        "",
-        str(pending["login_url"]),
-        str(pending["client_id"]),
-        str(pending["redirect_uri"]),
-        state_value,
-        str(pending["code_verifier"]),
-    )
-    code = salesforce.authorization_code(params, request.state)
-    tokens = await salesforce.exchange_code(request, code, client.client_secret)
-    kept = {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token or "",
-        "instance_url": tokens.instance_url,
-        "login_url": request.login_url,  # where the refresh token is traded later
-    }
-    source = MetadataSource(
-        kind="url",
-        location=tokens.instance_url,
-        password=tokens.access_token,
-        options=dict(pending.get("options") or {}),
-    )
-    return kept, SourceLoad(source)
-
-
-async def _microsoft_tokens(pending: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
-    client = microsoft.SignInClient.from_env()
-    if client is None:
-        raise ProviderError("Microsoft sign-in is not configured any more")
-    tokens = await microsoft.complete_sign_in(client, dict(pending["flow"]), params)
-    listed: list[dataverse.DataverseEnvironment] = []
-    if pending.get("wizard_provider") != "sharepoint":
-        try:
-            listed = await dataverse.list_environments(tokens.access_token)
-        except SourceError as error:
-            # Typing the environment's URL still works.
-            log.info("listing the signed-in user's Dataverse environments failed: %s", error)
-    return {
-        **_renewable(tokens),
-        "tenant_id": tokens.tenant_id,
-        "username": tokens.username,
-        "wizard_provider": pending.get("wizard_provider", ""),
-        "environments": [[environment.url, environment.name] for environment in listed],
-    }
-
-
-def _renewable(tokens: microsoft.MicrosoftTokens) -> dict[str, Any]:
-    """What is kept of a Microsoft token answer to use the access token and later renew it."""
-    return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token or "",
-        "expires_at": time.time() + tokens.expires_in,
-    }
+def _tokens(kept: Mapping[str, Any]) -> dict[str, Any]:
+    """The session's tokens (DesignSession.tokens) of a finished sign-in's row."""
+    return {key: value for key, value in kept.items() if key not in _OWN_KEYS}
 
 
 def register(app: AsyncApp, services: Services) -> None:
     signins = SignIns(services)
 
-    @app.options(SITE_SEARCH)
-    async def site_suggestions(
+    async def suggestions(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         view = body.get("view") or {}
         draft_id = str(view.get("private_metadata", ""))
+        field_name, query = str(body.get("action_id", "")), str(body.get("value", ""))
         try:
-            found = await signins.search_sites(draft_id, str(context.user_id), str(body.get("value", "")))
-        except microsoft.SignInError as error:
+            found = await signins.search(draft_id, str(context.user_id), field_name, query)
+        except (SignInRefused, SignInExpired) as error:
             await ack(options=[])
             # handlers.wizard imports this module: the wizard shows the source step again, with a
             # fresh sign-in button and why
@@ -492,15 +392,20 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         except ProviderError as error:
             # An options answer has no place for an error: the reason is the only option shown.
-            log.info("searching SharePoint sites failed: %s", error)
+            log.info("searching for the source field %s failed: %s", field_name, error)
             await ack(options=[option(str(error), SEARCH_FAILED)])
             return
-        await ack(options=[option(name, url) for url, name in found])
+        await ack(options=[option(label, value) for value, label in found])
+
+    # The source fields searched once signed in: Slack names the field as the suggestion's action_id.
+    searched = sorted({f.name for p in all_providers() for f in p.source_fields() if f.search})
+    if searched:
+        app.options(re.compile("^(" + "|".join(map(re.escape, searched)) + ")$"))(suggestions)
 
     async def note_click(client: AsyncWebClient, state_value: str, user_id: str, view_id: str) -> None:
         draft_id = await signins.clicked(state_value, user_id, view_id)
         if draft_id:
-            from handlers.wizard import Wizard  # see site_suggestions
+            from handlers.wizard import Wizard  # see suggestions
 
             await Wizard(services).show(client, draft_id, view_id)
 

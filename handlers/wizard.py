@@ -170,9 +170,8 @@ class Wizard:
         provider = implemented_provider(state)
         assert provider is not None
         signed_in = await self.signins.signed_in(draft.id) if self.signins.available(provider.key) else None
-        if signed_in is not None and provider.key != "salesforce":
-            # Signed in with Microsoft: the environment is chosen next (Salesforce reads its
-            # objects right after the callback, and a new sign-in serves a fresh token).
+        if signed_in is not None:
+            # The source step goes on from the sign-in (choosing the environment, searching the site).
             return source_step(draft.id, state, provider, provider.source_fields(), signed_in=signed_in)
         try:
             sign_in_url = await self.signins.start(draft, state)
@@ -445,11 +444,11 @@ class Wizard:
         self, draft: DraftCopy, provider: Provider, catalog: Catalog, state: WizardState
     ) -> Catalog:
         """``catalog`` with the chosen objects described, through the draft's sign-in."""
-        source = await self.signins.design_source(draft, state.source.options)
+        source = await self.signins.design_source(draft, provider.key, state.source.options)
         try:
             return await complete_catalog(provider, catalog, source, state.selected_objects)
         except SessionExpired:
-            source = await self.signins.design_source(draft, state.source.options, renew=True)
+            source = await self.signins.design_source(draft, provider.key, state.source.options, renew=True)
             return await complete_catalog(provider, catalog, source, state.selected_objects)
 
     async def _submit_settings(

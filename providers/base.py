@@ -36,6 +36,12 @@ class SignInExpired(SourceError):
     again helps. The wizard shows the source step with a new sign-in button, keeping the draft."""
 
 
+class SignInRefused(ProviderError):
+    """The design-time sign-in cannot go on as it is: a forged or stale ``state``, denied consent, a
+    code or refresh token the identity server did not accept. The wizard shows the source step with
+    why (and, when the sign-in :class:`SignInExpired` too, a new sign-in button)."""
+
+
 class ConnectionValueError(ProviderError):
     """A connection value the provider cannot use; ``field`` names the :class:`ConnectionField`
     to show the message under (None when no single field is at fault)."""
@@ -74,6 +80,105 @@ class SourceField:
     # Says where the "authorize" field signs in (an org kind, a login host): kept in the source
     # options, never read as metadata, and a change makes the wizard renew the sign-in button.
     sign_in: bool = False
+    # A "choice" whose options are found as the user types, once signed in (a SharePoint site):
+    # see DesignSignIn.search.
+    search: bool = False
+
+
+def callback_path(family: str) -> str:
+    """Where the identity server sends the browser back after a design-time sign-in of ``family``
+    (:attr:`DesignSignIn.family`), below the service's public URL."""
+    return f"/oauth/{family}/callback"
+
+
+@dataclass(frozen=True, slots=True)
+class SignInStart:
+    """A started design-time sign-in: send the user to ``url``; the service keeps ``pending``
+    (JSON, encrypted) until the callback, which must bring back ``state``."""
+
+    url: str = field(repr=False)  # carries the state
+    state: str = field(repr=False)
+    pending: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DesignSession:
+    """A finished design-time sign-in.
+
+    ``tokens`` is the provider's own JSON: ``access_token``, what renewing it needs, and optionally
+    ``expires_at`` (epoch seconds: the service renews the session shortly before). The service
+    keeps it encrypted, beside its own keys (``provider``, ``pending``, ``username``,
+    ``choices``, ``user_id``, ``view_id``, ``modal``, which it must not use), and hands it back to
+    :class:`DesignSignIn`'s methods.
+    ``username`` and ``choices`` (value, label: the user's environments, say) are shown on the
+    source step; ``read_now`` is a source the wizard reads at once (the signed-in org itself).
+    """
+
+    tokens: dict[str, Any] = field(repr=False)
+    username: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    read_now: MetadataSource | None = field(default=None, repr=False)
+
+
+class DesignSignIn(Protocol):
+    """How the wizard signs a user in to a provider's system at design time (OAuth code flow).
+
+    Every method gets the provider's own JSON back (``pending`` from :meth:`start`, ``tokens``
+    from :attr:`DesignSession.tokens`); none keeps state between calls. Refusals are
+    :class:`SignInRefused`, an ended sign-in :class:`SignInExpired`, both one line to show.
+    """
+
+    # The callback route's name (see callback_path): providers of one identity platform share it.
+    family: str
+    title: str  # "Salesforce": "Salesforce sign-in failed: ..."
+    done_page: str  # what the browser shows after the callback, sending the user back to Slack
+    hint: str  # the source step's next step once signed in, e.g. "Search for the site."
+    # The callback reads the metadata (DesignSession.read_now): the source step shown again offers
+    # a new sign-in, which serves a fresh token, rather than going on from this one.
+    reads_at_once: bool
+
+    def configured(self) -> bool:
+        """Whether the service's own client app for this sign-in is configured."""
+        ...
+
+    async def start(self, options: Mapping[str, str], callback_url: str) -> SignInStart:
+        """A fresh authorize URL; ``options`` are the source step's (its ``sign_in`` fields among
+        them). ProviderError when they are not usable (a mistyped login host), before any URL."""
+        ...
+
+    async def complete(
+        self, pending: Mapping[str, Any], state: str, params: Mapping[str, str]
+    ) -> DesignSession:
+        """Trade the callback's ``params`` (already known to belong to ``state``) for tokens."""
+        ...
+
+    async def renew(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        """What changed in ``tokens`` after renewing the access token; SignInExpired when only a
+        new sign-in helps."""
+        ...
+
+    async def authorize(self, tokens: Mapping[str, Any] | None, source: MetadataSource) -> MetadataSource:
+        """``source`` with the signed-in user's token for reading it (``tokens`` None: not signed
+        in); a ``url`` source without a location is the signed-in system itself."""
+        ...
+
+    async def search(self, tokens: Mapping[str, Any], field_name: str, query: str) -> list[tuple[str, str]]:
+        """(value, label) of what the :attr:`SourceField.search` field ``field_name`` finds for
+        ``query``; ProviderError with the reason when the search could not run."""
+        ...
+
+
+@runtime_checkable
+class SignsIn(Protocol):
+    """Optional for a :class:`Provider` whose source step signs the user in (see design_sign_in)."""
+
+    @property
+    def sign_in(self) -> DesignSignIn: ...
+
+
+def design_sign_in(provider: Provider) -> DesignSignIn | None:
+    """The provider's design-time sign-in; None when its source step does not sign in."""
+    return provider.sign_in if isinstance(provider, SignsIn) else None
 
 
 @dataclass(frozen=True, slots=True)

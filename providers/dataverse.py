@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -49,6 +50,7 @@ from providers.base import (
     ConnectionField,
     ConnectionTestResult,
     ConnectionValueError,
+    DesignSignIn,
     MetadataError,
     MetadataSource,
     ProviderError,
@@ -68,6 +70,7 @@ from providers.metadata_source import (
 )
 from providers.microsoft import (
     AppCredential,
+    MicrosoftSignIn,
     acquire_app_token,
     connection_fields,
     resource_scope,
@@ -76,6 +79,8 @@ from providers.microsoft import (
 from providers.model import Attribute, Catalog, Navigation, ObjectDef, ValueType
 from providers.oauth import DEFAULT_HTTP, HttpOptions
 from providers.odata_v4 import CsdlModel, catalog_from_v4
+
+log = logging.getLogger(__name__)
 
 DISCOVERY_URL_ENV: Final = "IB_DATAVERSE_DISCOVERY_URL"
 DEFAULT_DISCOVERY_URL: Final = "https://globaldisco.crm.dynamics.com"
@@ -241,6 +246,21 @@ async def list_environments(
     return sorted(environments, key=lambda e: e.name.lower())
 
 
+async def _listed_environments(access_token: str) -> list[tuple[str, str]]:
+    """(url, name) of the signed-in user's environments; none when the listing fails (typing the
+    environment's URL still works)."""
+    try:
+        return [(environment.url, environment.name) for environment in await list_environments(access_token)]
+    except SourceError as error:
+        log.info("listing the signed-in user's Dataverse environments failed: %s", error)
+        return []
+
+
+def _design_scopes(url: str) -> list[str]:
+    """The discovery service's scopes to list environments, or the environment's at ``url``."""
+    return environment_scopes(url) if url else discovery_scopes()
+
+
 async def _discovery_get(url: str, access_token: str, http: HttpOptions) -> httpx.Response:
     """The Global Discovery Service's 200 answer; SourceError (Throttled when it asks to wait) else."""
     try:
@@ -370,6 +390,9 @@ class DataverseProvider:
     needs_certificate = True
     runtime = RuntimeSupport(
         module="odata", modules=("errors", "query", "records", "connection", "client", "odata")
+    )
+    sign_in: DesignSignIn = MicrosoftSignIn(
+        _design_scopes, "Choose the environment or type its URL.", listing=_listed_environments
     )
 
     def __init__(

@@ -10,6 +10,8 @@
   :func:`refresh_sign_in` (a token for another resource, e.g. one Dataverse environment, from the
   refresh token). The service's own app registration comes from ``IB_MICROSOFT_CLIENT_ID`` /
   ``IB_MICROSOFT_CLIENT_SECRET`` / ``IB_MICROSOFT_TENANT`` (:meth:`SignInClient.from_env`).
+  :class:`MicrosoftSignIn` puts these steps behind the wizard's :class:`~providers.base.DesignSignIn`
+  for each Microsoft provider (its scopes, what it lists or searches once signed in).
 - App-only tokens for connections: :func:`acquire_app_token` with a certificate (the service
   generates it, see providers/certificates.py) or a client secret. One MSAL application object is
   kept per credential, so its token cache answers until shortly before a token expires.
@@ -29,10 +31,11 @@ import math
 import os
 import re
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -44,7 +47,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from msal.oauth2cli.oidc import Client as OidcClient
 
-from providers.base import ConnectionField, ConnectionValueError, ProviderError
+from providers.base import (
+    ConnectionField,
+    ConnectionValueError,
+    DesignSession,
+    MetadataSource,
+    ProviderError,
+    SignInRefused,
+    SignInStart,
+    SourceError,
+    callback_path,
+)
+from providers.base import SignInExpired as SignInEnded
 from providers.certificates import CERTIFICATE_FIELD, PRIVATE_KEY_FIELD
 from providers.metadata_source import Throttled
 from providers.oauth import DEFAULT_HTTP, HttpOptions, state_matches
@@ -56,7 +70,8 @@ TENANT_ENV: Final = "IB_MICROSOFT_TENANT"
 DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 # Work and school accounts of any tenant: the service's app registration is multi-tenant.
 DEFAULT_SIGN_IN_TENANT: Final = "organizations"
-CALLBACK_PATH: Final = "/oauth/microsoft/callback"
+FAMILY: Final = "microsoft"  # the design-time callback route every Microsoft provider shares
+CALLBACK_PATH: Final = callback_path(FAMILY)
 
 # The connection fields every Microsoft provider shares (see :func:`connection_fields`).
 TENANT_FIELD: Final = "tenant_id"
@@ -117,12 +132,12 @@ class MicrosoftLoginError(ConnectionValueError):
         self.codes = tuple(codes)
 
 
-class SignInError(ProviderError):
+class SignInError(SignInRefused):
     """The design-time sign-in cannot go on: a forged or stale ``state``, denied consent, a code
     or refresh token the identity platform did not accept. The wizard asks to sign in again."""
 
 
-class SignInExpired(SignInError):
+class SignInExpired(SignInError, SignInEnded):
     """The sign-in's refresh token expired or was revoked: only a new sign-in helps."""
 
 
@@ -639,6 +654,98 @@ async def refresh_sign_in(
         refused = SignInExpired if _SIGN_IN_AGAIN.intersection(problem.codes) else SignInError
         raise refused(f"{problem}: press Sign in with Microsoft again")
     return _tokens(result, refresh_token)
+
+
+# (value, label) choices from an access token (and a query, for a search).
+Listing = Callable[[str], Awaitable[list[tuple[str, str]]]]
+Search = Callable[[str, str], Awaitable[list[tuple[str, str]]]]
+
+
+class MicrosoftSignIn:
+    """Sign in with Microsoft for one provider (:class:`~providers.base.DesignSignIn`).
+
+    ``scopes(url)`` are the delegated scopes for reading the resource at ``url``, and with ``""``
+    what the source step needs before one is chosen (the sign-in asks for those; a token for
+    another resource comes from the refresh token). ``listing`` gives the choices shown once
+    signed in (a failure leaves them out: typing still works), ``searches`` the search of each
+    :attr:`~providers.base.SourceField.search` field.
+    """
+
+    family = FAMILY
+    title = "Microsoft"
+    done_page = "Signed in with Microsoft. Go back to Slack to choose the environment."
+    reads_at_once = False
+
+    def __init__(
+        self,
+        scopes: Callable[[str], list[str]],
+        hint: str,
+        *,
+        listing: Listing | None = None,
+        searches: Mapping[str, Search] | None = None,
+    ) -> None:
+        self._scopes = scopes
+        self.hint = hint
+        self._listing = listing
+        self._searches = dict(searches or {})
+
+    def configured(self) -> bool:
+        return SignInClient.from_env() is not None
+
+    @staticmethod
+    def _client() -> SignInClient:
+        client = SignInClient.from_env()
+        if client is None:
+            raise SignInError("Microsoft sign-in is not configured any more")
+        return client
+
+    async def start(self, options: Mapping[str, str], callback_url: str) -> SignInStart:
+        started = await start_sign_in(self._client(), callback_url, self._scopes(""))
+        return SignInStart(started.url, started.state, {"flow": started.flow})
+
+    async def complete(
+        self, pending: Mapping[str, Any], state: str, params: Mapping[str, str]
+    ) -> DesignSession:
+        tokens = await complete_sign_in(self._client(), dict(pending["flow"]), params)
+        listed = await self._listing(tokens.access_token) if self._listing is not None else []
+        return DesignSession(
+            {**_renewable(tokens), "tenant_id": tokens.tenant_id}, tokens.username, tuple(listed)
+        )
+
+    async def renew(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        renewed = await refresh_sign_in(
+            self._client(),
+            str(tokens.get("refresh_token") or ""),
+            self._scopes(""),
+            tenant=str(tokens.get("tenant_id") or "") or None,
+        )
+        return _renewable(renewed)
+
+    async def authorize(self, tokens: Mapping[str, Any] | None, source: MetadataSource) -> MetadataSource:
+        """A token for the resource ``source`` names (one per Dataverse environment)."""
+        client = SignInClient.from_env()
+        if tokens is None or client is None:
+            raise SourceError("sign in with Microsoft first: reading the environment's tables needs it")
+        renewed = await refresh_sign_in(
+            client,
+            str(tokens.get("refresh_token") or ""),
+            self._scopes(source.location),
+            tenant=str(tokens.get("tenant_id") or "") or None,
+        )
+        return replace(source, password=renewed.access_token)
+
+    async def search(self, tokens: Mapping[str, Any], field_name: str, query: str) -> list[tuple[str, str]]:
+        searching = self._searches.get(field_name)
+        return [] if searching is None else await searching(str(tokens["access_token"]), query)
+
+
+def _renewable(tokens: MicrosoftTokens) -> dict[str, Any]:
+    """What is kept of a token answer to use the access token and later renew it."""
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token or "",
+        "expires_at": time.time() + tokens.expires_in,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Design time:
   ``ib generate`` a folder of them; a describe-global among them orders the objects);
 - the OAuth 2.0 web server flow with PKCE that the wizard's "Authorize Salesforce" button runs
   (:func:`start_authorization`, :func:`authorization_code`, :func:`exchange_code`,
-  :func:`refresh_access_token`: pure functions plus one token request each);
+  :func:`refresh_access_token`: pure functions plus one token request each), behind the
+  wizard's :class:`~providers.base.DesignSignIn` as :class:`SalesforceSignIn`;
 - lookups with one target type (``AccountId`` -> ``Account``) are attributes (the Id, with
   ``reference_to`` naming the target: a typed id in the package) and navigations named after
   their relationship (``Account``), which a spec may expand to read the related record;
@@ -28,6 +29,7 @@ import asyncio
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -54,13 +56,19 @@ from providers.base import (
     ConnectionField,
     ConnectionTestResult,
     ConnectionValueError,
+    DesignSession,
+    DesignSignIn,
     MetadataError,
     MetadataSource,
     ProviderError,
     RuntimeSupport,
     SessionExpired,
+    SignInExpired,
+    SignInRefused,
+    SignInStart,
     SourceError,
     SourceField,
+    callback_path,
     register,
 )
 from providers.certificates import PRIVATE_KEY_FIELD
@@ -86,6 +94,8 @@ from providers.oauth import (
 )
 from providers.runtime.salesforce import DEFAULT_API_VERSION
 
+log = logging.getLogger(__name__)
+
 LOGIN_URL_ENV: Final = "IB_SALESFORCE_LOGIN_URL"
 SANDBOX_LOGIN_URL_ENV: Final = "IB_SALESFORCE_SANDBOX_LOGIN_URL"
 API_VERSION_ENV: Final = "IB_SALESFORCE_API_VERSION"
@@ -93,7 +103,8 @@ CLIENT_ID_ENV: Final = "IB_SALESFORCE_CLIENT_ID"
 CLIENT_SECRET_ENV: Final = "IB_SALESFORCE_CLIENT_SECRET"  # noqa: S105 (a variable name)
 PRODUCTION_LOGIN_URL: Final = "https://login.salesforce.com"
 SANDBOX_LOGIN_URL: Final = "https://test.salesforce.com"
-CALLBACK_PATH: Final = "/oauth/salesforce/callback"
+FAMILY: Final = "salesforce"  # the design-time callback route's name
+CALLBACK_PATH: Final = callback_path(FAMILY)
 # My Domains (sandboxes are *.sandbox.my.salesforce.com, Government Cloud Plus *.my.salesforce.mil)
 MY_DOMAIN_SUFFIXES: Final = (".my.salesforce.com", ".my.salesforce.mil")
 ENVIRONMENT_FIELD: Final = "environment"
@@ -146,7 +157,7 @@ _VALUE_TYPES: dict[str, ValueType] = {
 _NUMERIC_TYPES = frozenset({"int", "long", "double", "currency", "percent"})
 
 
-class AuthorizationError(ProviderError):
+class AuthorizationError(SignInRefused):
     """The design-time authorization failed: denied consent, a forged or stale ``state``, or a
     code or refresh token Salesforce did not accept."""
 
@@ -494,6 +505,94 @@ async def refresh_access_token(
     return tokens
 
 
+class SalesforceSignIn:
+    """The wizard's "Authorize Salesforce" (:class:`~providers.base.DesignSignIn`): the callback
+    reads the org's objects at once, later ones are described with the kept token, renewed when
+    Salesforce no longer accepts it."""
+
+    family = FAMILY
+    title = "Salesforce"
+    done_page = "Signed in to Salesforce. Go back to Slack: the wizard reads your objects now."
+    hint = ""
+    reads_at_once = True
+
+    def configured(self) -> bool:
+        return OAuthClient.from_env() is not None
+
+    async def start(self, options: Mapping[str, str], callback_url: str) -> SignInStart:
+        client = OAuthClient.from_env()
+        if client is None:
+            raise AuthorizationError("Salesforce sign-in is not configured any more")
+        # A My Domain or org kind the user gave is refused here (ProviderError) before any URL.
+        request = start_authorization(sign_in_login_url(options), client.client_id, callback_url)
+        pending = {
+            "login_url": request.login_url,
+            "client_id": request.client_id,
+            "redirect_uri": request.redirect_uri,
+            "code_verifier": request.code_verifier,
+            "options": dict(options),  # the objects' source keeps them
+        }
+        return SignInStart(request.url, request.state, pending)
+
+    async def complete(
+        self, pending: Mapping[str, Any], state: str, params: Mapping[str, str]
+    ) -> DesignSession:
+        client = OAuthClient.from_env()
+        if client is None:
+            raise AuthorizationError("Salesforce sign-in is not configured any more")
+        request = AuthorizationRequest(
+            "",
+            str(pending["login_url"]),
+            str(pending["client_id"]),
+            str(pending["redirect_uri"]),
+            state,
+            str(pending["code_verifier"]),
+        )
+        tokens = await exchange_code(request, authorization_code(params, state), client.client_secret)
+        kept = {
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token or "",
+            "instance_url": tokens.instance_url,
+            "login_url": request.login_url,  # where the refresh token is traded later
+        }
+        org = MetadataSource(
+            kind="url",
+            location=tokens.instance_url,
+            password=tokens.access_token,
+            options=dict(pending.get("options") or {}),
+        )
+        return DesignSession(kept, read_now=org)
+
+    async def renew(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        client = OAuthClient.from_env()
+        if client is None:
+            raise SignInExpired("Salesforce sign-in is not configured any more")
+        try:
+            renewed = await refresh_access_token(
+                str(tokens.get("login_url") or tokens["instance_url"]),
+                client.client_id,
+                str(tokens.get("refresh_token") or ""),
+                client.client_secret,
+            )
+        except AuthorizationError as error:
+            log.info("renewing a Salesforce design-time session failed: %s", error)
+            raise SignInExpired(
+                "your Salesforce session ended and Salesforce refused to renew it: press "
+                "Authorize Salesforce to sign in again (your choices are kept)"
+            ) from None
+        return {"access_token": renewed.access_token}
+
+    async def authorize(self, tokens: Mapping[str, Any] | None, source: MetadataSource) -> MetadataSource:
+        if source.location:
+            return source  # the org the callback read, with the token it got (see complete)
+        if not tokens or not tokens.get("instance_url"):
+            raise SignInExpired("the Salesforce sign-in ended: press Authorize Salesforce to sign in again")
+        return replace(source, location=str(tokens["instance_url"]), password=str(tokens["access_token"]))
+
+    async def search(self, tokens: Mapping[str, Any], field_name: str, query: str) -> list[tuple[str, str]]:
+        return []  # no source field of Salesforce's is searched
+
+
 # --------------------------------------------------------------------------------------------
 # Describe payloads -> catalog
 # --------------------------------------------------------------------------------------------
@@ -778,6 +877,7 @@ class SalesforceProvider:
     runtime = RuntimeSupport(
         module="salesforce", modules=("errors", "query", "records", "connection", "client", "salesforce")
     )
+    sign_in: DesignSignIn = SalesforceSignIn()
 
     def __init__(self, http: HttpOptions = DEFAULT_HTTP) -> None:
         self._http = http

@@ -39,6 +39,7 @@ from providers.base import (
     ConnectionField,
     ConnectionTestResult,
     ConnectionValueError,
+    DesignSignIn,
     MetadataError,
     MetadataSource,
     ProviderError,
@@ -56,6 +57,7 @@ from providers.metadata_source import (
 )
 from providers.microsoft import (
     AppCredential,
+    MicrosoftSignIn,
     acquire_app_token,
     connection_fields,
     resource_scope,
@@ -200,6 +202,10 @@ async def search_sites(token: str, query: str, http: HttpOptions = DEFAULT_HTTP)
         return [_site(raw) for raw in answer["value"]]
     except (KeyError, TypeError):
         raise SourceError("Microsoft Graph answered something else than a list of sites") from None
+
+
+async def _found_sites(token: str, query: str) -> list[tuple[str, str]]:
+    return [(site.web_url, site.name) for site in await search_sites(token, query)]
 
 
 async def resolve_site(token: str, site: str, http: HttpOptions = DEFAULT_HTTP) -> SharePointSite:
@@ -368,6 +374,10 @@ class SharePointProvider:
         modules=("errors", "query", "records", "connection", "client", "graph"),
         supports_count=False,
     )
+    # Graph's scopes whatever the site: one token reads every site the user may.
+    sign_in: DesignSignIn = MicrosoftSignIn(
+        lambda url: design_scopes(), "Search for the site.", searches={SITE_FIELD: _found_sites}
+    )
 
     def __init__(self, http: HttpOptions = DEFAULT_HTTP) -> None:
         self._http = http
@@ -380,7 +390,9 @@ class SharePointProvider:
                 "authorize",
                 hint="Sign in with your work account to search your sites and read their lists.",
             ),
-            SourceField("site", "Site", "choice", hint="Search by name, or paste the site's URL."),
+            SourceField(
+                SITE_FIELD, "Site", "choice", hint="Search by name, or paste the site's URL.", search=True
+            ),
             SourceField(
                 "lists_file",
                 "Saved lists JSON",

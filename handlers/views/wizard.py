@@ -37,14 +37,12 @@ class SignedInView(Protocol):
     def username(self) -> str: ...
 
     @property
-    def environments(self) -> tuple[tuple[str, str], ...]: ...
+    def choices(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def hint(self) -> str: ...
 
 
-_NEXT_AFTER_SIGN_IN = {
-    "dataverse": "Choose the environment or type its URL.",
-    "dynamics365": "Choose the environment or type its URL.",
-    "sharepoint": "Search for the site.",
-}
 CALLBACK_ID = "ib_wizard"  # every view of the wizard's modal has a callback_id starting with it
 TITLE = "Create integration"
 BACK_ACTION = "wizard_back"  # value = the step to go to
@@ -52,7 +50,6 @@ SIGN_IN_ACTION = "wizard_sign_in"  # a URL button to the system's sign-in page; 
 # The value of the only option a search that could not run offers (its text says why): picking
 # it is refused inline.
 SEARCH_FAILED = "!search-failed"
-SITE_SEARCH = "site"  # the SharePoint site picker, searched once signed in (the source field's name)
 OBJECTS_RW = "objects_rw"
 OBJECTS_RO = "objects_ro"
 CUSTOMIZE_HELP = (
@@ -209,16 +206,15 @@ def source_step(
     for source_field in fields:
         if source_field.kind == "authorize" and signed_in is not None:
             who = f" as *{escape(signed_in.username)}*" if signed_in.username else ""
-            blocks.append(
-                context(f":white_check_mark: Signed in{who}. {_NEXT_AFTER_SIGN_IN.get(provider.key, '')}")
-            )
+            blocks.append(context(f":white_check_mark: Signed in{who}. {signed_in.hint}"))
             continue
-        if source_field.kind == "choice" and signed_in is not None and signed_in.environments:
-            source_field = replace(source_field, choices=signed_in.environments)
-        if source_field.kind == "choice" and signed_in is not None and source_field.name == SITE_SEARCH:
-            picker = {"type": "external_select", "action_id": SITE_SEARCH, "min_query_length": 0}
+        if source_field.kind == "choice" and signed_in is not None and signed_in.choices:
+            source_field = replace(source_field, choices=signed_in.choices)
+        if source_field.search and signed_in is not None:
+            # Its options are found as the user types (handlers/signin.py answers the suggestions).
+            picker = {"type": "external_select", "action_id": source_field.name, "min_query_length": 0}
             blocks.append(
-                input_block(f"source_{SITE_SEARCH}", source_field.label, picker, hint=source_field.hint)
+                input_block(f"source_{source_field.name}", source_field.label, picker, hint=source_field.hint)
             )
             continue
         if source_field.kind == "authorize" and sign_in_url:
