@@ -62,6 +62,7 @@ bench: dev peers wheelhouse
 	$(BIN)/python bench/manager.py
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/microsoft.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache $(PEERS)/node_modules
