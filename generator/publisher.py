@@ -6,7 +6,10 @@ resumes the job at its next start. Generating and building are pure (the same ca
 version give the same bytes), so a resumed job simply repeats them; publishing is one database
 transaction that re-checks the job, so it happens once whatever crashes around it. The final
 notification is claimed in the database before it is sent: at most one per job, even across
-restarts.
+restarts, replicas and workers. When the notifier cannot send it yet (Slack's rate limits, the
+network), the claim is given back and this process tries again in the background, waiting as
+long as the notifier asks and longer each time, for up to :data:`NOTIFY_RETRY_FOR_S`; any
+process's next start resumes it if this one stops first.
 
 The wizard publishes only to development environments; other environments get a published
 version byte for byte through :func:`deploy`.
@@ -70,10 +73,25 @@ _INTERNAL_ERROR: Final = "publishing stopped on an internal error; the service l
 _UNAVAILABLE: Final = "the database or the network kept failing while publishing; publish again"
 CANCELLED: Final = "it was cancelled before it started; nothing was published"
 _RELEASE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+# A final notification the notifier could not send yet is tried again this long at most (a busy
+# workspace's rate limits last minutes), after the base delay, then twice as long each time up to
+# the longest delay, and never sooner than the notifier asked; after that, at the next start.
+NOTIFY_RETRY_FOR_S: Final = 600.0
+NOTIFY_RETRY_BASE_DELAY_S: Final = 5.0
+NOTIFY_RETRY_MAX_DELAY_S: Final = 120.0
 
 
 class PublishRefused(Exception):
     """A publish or deployment that the rules forbid; ``str()`` is one line the user can act on."""
+
+
+class NotifyLater(Exception):
+    """Raised by a notifier whose final notification was refused for now (a rate limit): the
+    publisher tries it again in the background, no sooner than ``after`` seconds."""
+
+    def __init__(self, reason: str, after: float) -> None:
+        super().__init__(reason)
+        self.after = after
 
 
 class PublishNotifier(Protocol):
@@ -89,8 +107,9 @@ class PublishNotifier(Protocol):
         error: str | None,
         artifacts: list[tuple[str, bytes]],
     ) -> None:
-        """Called once per job. ``artifacts`` are (filename, bytes) of the wheel and sdist of a
-        failed job when they were built (to install by hand), else empty."""
+        """Called once per job, again only after it raised. ``artifacts`` are (filename, bytes)
+        of the wheel and sdist of a failed job when they were built (to install by hand), else
+        empty. :class:`NotifyLater` (or a network error) has it called again later."""
 
 
 def index_url(base_url: str, environment: str) -> str:
@@ -256,6 +275,8 @@ class Publisher:
         notifier: PublishNotifier | None = None,
         base_url: str = "",
         runner: JobRunner | None = None,
+        notify_retry_base_delay: float = NOTIFY_RETRY_BASE_DELAY_S,
+        notify_retry_for: float = NOTIFY_RETRY_FOR_S,
     ) -> None:
         self.database = database
         self.base_url = base_url
@@ -269,6 +290,10 @@ class Publisher:
         self._finished: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         self._built: dict[str, list[BuiltArtifact]] = {}
         self._step_delay = _step_delay()
+        self._notify_retry_base_delay = notify_retry_base_delay
+        self._notify_retry_for = notify_retry_for
+        # Final notifications tried again in the background, by job id (kept until they end).
+        self._announcing: dict[str, asyncio.Task[None]] = {}
 
     # -- requests -------------------------------------------------------------------------
 
@@ -363,7 +388,13 @@ class Publisher:
             self._runner.enqueue(job_id)
 
     async def stop(self) -> None:
+        """Stop the runner, and the final notifications still waiting to be sent again: their
+        claims are given back, so the next start of any process sends them."""
         await self._runner.stop()
+        announcing = list(self._announcing.values())
+        for task in announcing:
+            task.cancel()
+        await asyncio.gather(*announcing, return_exceptions=True)
 
     async def cancel(self, job_id: str) -> PublishJob:
         """Cancel a job no runner started yet: it fails as cancelled, never runs, and its final
@@ -404,8 +435,9 @@ class Publisher:
     # A timeout parameter (not the caller's asyncio.timeout) because callers wait for a
     # job, not for this call: the wait also looks at the database for jobs of other processes.
     async def wait(self, job_id: str, timeout: float = 60) -> PublishJob:  # noqa: ASYNC109
-        """The job once it is published or failed (and, when it runs in this process, announced);
-        :class:`TimeoutError` after ``timeout`` seconds."""
+        """The job once it is published or failed (and, when it runs in this process, announced, or
+        left to the background retry of its notification); :class:`TimeoutError` after ``timeout``
+        seconds."""
         event = self._finished.get(job_id)
         if event is None:
             event = self._finished[job_id] = asyncio.Event()
@@ -453,7 +485,9 @@ class Publisher:
             if job.state not in PUBLISH_FINAL_STATES:
                 async with self._locks.hold((job.team_id, str(job.spec.get("module_name")))):
                     await self._run(job_id)
-            await self._announce(job_id)
+            later = await self._announce(job_id)
+            if later is not None:
+                self._announce_later(job_id, later)
         finally:
             self._executing.discard(job_id)
             event = self._finished.get(job_id)
@@ -621,12 +655,13 @@ class Publisher:
         async with self.database.session() as session:
             await PublishJobs(session).advance(job_id, "failed", error=error)
 
-    async def _announce(self, job_id: str) -> None:
-        """Send the final notification unless it was sent already (here or by an earlier process)."""
+    async def _announce(self, job_id: str) -> float | None:
+        """Send the final notification unless it was sent already (here or by another process);
+        the seconds to wait before trying again when it could not be sent for now, else None."""
         async with self.database.session() as session:
             jobs = PublishJobs(session)
             if not await jobs.claim_notification(job_id):
-                return
+                return None
             job = await jobs.get(job_id)
             assert job is not None
             version = (
@@ -642,12 +677,59 @@ class Publisher:
             artifacts = [(artifact.filename, artifact.data) for artifact in built]
         try:
             await self.notifier.finished(job, version, job.error, artifacts)
-        except Exception:
+        except BaseException as error:
+            # Unclaimed, so that whoever tries next sends it: this process below, or a next start.
+            async with self.database.session() as session:
+                await PublishJobs(session).release_notification(job_id)
+            if not isinstance(error, Exception):
+                raise
+            if isinstance(error, NotifyLater):
+                return error.after
+            if is_transient(error):
+                return 0.0
             log.exception(
                 "publish job %s: final notification failed; it is retried at the next start", job_id
             )
-            async with self.database.session() as session:
-                await PublishJobs(session).release_notification(job_id)
+        return None
+
+    def _announce_later(self, job_id: str, after: float) -> None:
+        running = self._announcing.get(job_id)
+        if running is not None and not running.done():
+            return  # that one tries again already
+        task = asyncio.create_task(self._retry_announce(job_id, after), name=f"publish-announce-{job_id}")
+        self._announcing[job_id] = task
+        task.add_done_callback(lambda done: self._forget_announcing(job_id, done))
+
+    def _forget_announcing(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._announcing.get(job_id) is task:
+            del self._announcing[job_id]
+
+    async def _retry_announce(self, job_id: str, after: float) -> None:
+        """Try the final notification again until it is sent, with backoff, for a bounded time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._notify_retry_for
+        delay = self._notify_retry_base_delay
+        later: float | None = after
+        while later is not None:
+            pause = max(later, delay)
+            if loop.time() + pause > deadline:
+                log.error(
+                    "publish job %s: final notification still not sent after %g s; it is retried "
+                    "at the next start",
+                    job_id,
+                    self._notify_retry_for,
+                )
+                return
+            log.warning("publish job %s: final notification not sent yet; tried again in %g s", job_id, pause)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, NOTIFY_RETRY_MAX_DELAY_S)
+            try:
+                later = await self._announce(job_id)
+            except Exception as error:  # the claim itself failed: nothing was sent
+                if not is_transient(error):
+                    log.exception("publish job %s: final notification failed", job_id)
+                    return
+                later = 0.0
 
     async def _rebuild(self, job: PublishJob) -> list[BuiltArtifact]:
         """The artifacts of a failed job that a previous process built (the same bytes again)."""

@@ -9,8 +9,9 @@ message. ``chat.update`` is Tier 3 (50+ a minute per workspace): each message is
 once per ``min_edit_interval``, states that arrive meanwhile are coalesced into the newest, and
 when the workspace's recent edits reach ``progress_edits_per_minute`` progress edits are skipped
 so the final ones get through. A 429 is waited out (Retry-After) and the newest content sent
-again; the final message is never skipped, and if it cannot be sent :meth:`finished` raises so
-the publisher retries it at the next start.
+again; the final message is never skipped: when Slack keeps refusing it, :meth:`finished` raises
+:class:`~generator.publisher.NotifyLater` with Slack's Retry-After and the publisher tries it again
+in the background (any other failure: at the next start).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
-from generator.publisher import install_command
+from generator.publisher import NotifyLater, install_command
 from handlers.services import Services
 from handlers.units import UnitsOfWork
 from handlers.views.integrations import Message, notice_modal
@@ -58,8 +59,8 @@ BotToken = Callable[[str], Awaitable[str | None]]
 MIN_EDIT_INTERVAL_S: Final = 1.0
 # Of Tier 3's 50+ chat.update calls a minute per workspace, what progress may use; finals may use all.
 PROGRESS_EDITS_PER_MINUTE: Final = 30
-# 429s in a row on one message before a progress edit is dropped or a final one given up (and retried
-# at the next start).
+# 429s in a row on one message before a progress edit is dropped or a final one handed back to the
+# publisher (which tries it again later, so this process's senders are not tied up meanwhile).
 MAX_RATE_LIMITED: Final = 8
 _GONE: Final = frozenset({"message_not_found", "channel_not_found", "cant_update_message", "is_archived"})
 
@@ -146,6 +147,7 @@ class SlackNotifier:
         bot_token: BotToken,
         min_edit_interval: float = MIN_EDIT_INTERVAL_S,
         progress_edits_per_minute: int = PROGRESS_EDITS_PER_MINUTE,
+        max_rate_limited: int = MAX_RATE_LIMITED,
     ) -> None:
         self.client = client
         self.units = units
@@ -153,6 +155,7 @@ class SlackNotifier:
         self._bot_token = bot_token
         self.min_edit_interval = min_edit_interval
         self.progress_edits_per_minute = progress_edits_per_minute
+        self.max_rate_limited = max_rate_limited
         self._dms: dict[str, _Dm] = {}
         self._edits: dict[str, deque[float]] = {}  # team id -> monotonic times of recent chat.update
 
@@ -204,6 +207,11 @@ class SlackNotifier:
                     package_files_comment(_module(job), job.version),
                     token=token,
                 )
+        except SlackApiError as error:
+            limited_for = retry_after(error)
+            if limited_for is None:
+                raise
+            raise NotifyLater("Slack's rate limits", limited_for) from error
         finally:
             self._dms.pop(job.id, None)
 
@@ -246,7 +254,7 @@ class SlackNotifier:
                 await self._send(job_id, dm, message)
             except Exception as error:
                 limited_for = retry_after(error) if isinstance(error, SlackApiError) else None
-                if limited_for is not None and dm.limited < MAX_RATE_LIMITED:
+                if limited_for is not None and dm.limited < self.max_rate_limited:
                     dm.limited += 1
                     dm.wanted = dm.wanted or message  # resend unless something newer came meanwhile
                     dm.final = dm.final or final

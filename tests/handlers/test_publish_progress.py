@@ -1,5 +1,5 @@
 """The publish DM against the strict fake Slack: one message per job edited in place, paced,
-coalesced, kept across restarts, and never losing its final state to a 429 or an outage."""
+coalesced, kept across restarts, and never losing its final state to a 429 storm or an outage."""
 
 from __future__ import annotations
 
@@ -196,3 +196,97 @@ async def test_when_the_workspace_edits_a_lot_progress_edits_give_way_to_final_o
     assert states(first_dm) == ["generating", "building"]
     assert states(second_dm) == ["generating", "failed"]
     assert fake_slack.call_count("chat.update") == 2
+
+
+class StormAtTheEnd:
+    """The Slack notifier, with Slack answering 429 (Retry-After: 0) to the next ``times``
+    chat.update calls from the job's final notification on (the progress edits went through)."""
+
+    def __init__(self, slack: SlackNotifier, fake: FakeSlack, times: int) -> None:
+        self.slack, self.fake, self.times = slack, fake, times
+        self.storm_began = False
+
+    async def progress(self, job: PublishJob, state: str) -> None:
+        await self.slack.progress(job, state)
+
+    async def finished(
+        self,
+        job: PublishJob,
+        version: IntegrationVersion | None,
+        error: str | None,
+        artifacts: list[tuple[str, bytes]],
+    ) -> None:
+        if not self.storm_began:
+            self.storm_began = True
+            self.fake.rate_limit("chat.update", times=self.times, retry_after=0)
+        await self.slack.finished(job, version, error, artifacts)
+
+
+async def first_dm(notifier: SlackNotifier, fake: FakeSlack, job: PublishJob) -> None:
+    """The job's DM exists, so the final state is an edit (the call the storm refuses)."""
+    await notifier.progress(job, "generating")
+    await wait_for(lambda: fake.messages_for(DEVELOPER.id), what="the first DM")
+
+
+def published_dm(fake: FakeSlack) -> bool:
+    return any(states(message)[-1:] == ["published"] for message in fake.messages_for(DEVELOPER.id))
+
+
+async def test_a_final_dm_refused_through_a_429_storm_arrives_once_without_a_restart(
+    database: Database, fake_slack: FakeSlack, make_notifier: MakeNotifier, shop: Catalog
+) -> None:
+    # Each try of the final edit is three calls (the client retries twice by itself) and the
+    # notifier gives it back at the first refused try: the storm outlasts the try in the job and
+    # the publisher's first retry in the background.
+    slack = make_notifier(min_edit_interval=0, max_rate_limited=0)
+    publisher = Publisher(
+        database, notifier=StormAtTheEnd(slack, fake_slack, times=9), notify_retry_base_delay=0.01
+    )
+    job = await queued_job(database, fake_slack, shop)
+    await first_dm(slack, fake_slack, job)
+    try:
+        await publisher.execute(job.id)
+        assert not published_dm(fake_slack), "the job's own try of the final edit was refused"
+        assert (await job_row(database, job.id)).notified_at is None
+        await wait_for(lambda: published_dm(fake_slack), what="the final DM, sent in the background")
+    finally:
+        await publisher.stop()
+
+    (message,) = fake_slack.messages_for(DEVELOPER.id)
+    assert states(message).count("published") == 1
+    assert message.text == "Published shop 0.1.0 to dev"
+    assert [call.status for call in fake_slack.calls("chat.update")][-10:] == [429] * 9 + [200]
+    assert (await job_row(database, job.id)).notified_at is not None
+    # It was sent once for good: a later start (another replica, a restart) sends nothing more.
+    edits = fake_slack.call_count("chat.update")
+    later = Publisher(database, notifier=make_notifier(min_edit_interval=0))
+    await later.start()
+    await later.stop()
+    assert fake_slack.call_count("chat.update") == edits
+    assert fake_slack.call_count("chat.postMessage") == 1
+
+
+async def test_a_final_dm_still_refused_when_the_process_stops_is_sent_once_by_the_next_start(
+    database: Database, fake_slack: FakeSlack, make_notifier: MakeNotifier, shop: Catalog
+) -> None:
+    slack = make_notifier(min_edit_interval=0, max_rate_limited=0)
+    # The storm lasts longer than this process: its retry waits, and the process stops meanwhile.
+    publisher = Publisher(
+        database, notifier=StormAtTheEnd(slack, fake_slack, times=1000), notify_retry_base_delay=60
+    )
+    job = await queued_job(database, fake_slack, shop)
+    await first_dm(slack, fake_slack, job)
+    await publisher.execute(job.id)
+    await publisher.stop()
+    assert not published_dm(fake_slack)
+    assert (await job_row(database, job.id)).notified_at is None
+
+    fake_slack.rate_limit("chat.update", times=0)  # the storm is over
+    for _ in range(2):
+        restarted = Publisher(database, notifier=make_notifier(min_edit_interval=0))
+        await restarted.start()
+        await restarted.stop()  # lets the jobs resumed by start() end first
+
+    (message,) = fake_slack.messages_for(DEVELOPER.id)
+    assert states(message)[-1] == "published" and states(message).count("published") == 1
+    assert message.text == "Published shop 0.1.0 to dev"
