@@ -90,6 +90,10 @@ async def work(settings: Settings, *, concurrency: int, metrics_port: int | None
                 await run_workers(database, publisher.execute, concurrency=concurrency, name=name)
             except OSError as error:
                 raise database_failure(database, error) from None
+            finally:
+                # Final notifications still waiting for Slack go back to the database (the next
+                # start of `ib serve` sends them) before the Slack client and the database close.
+                await publisher.stop()
         log.info("stopped")
     finally:
         if metrics_site is not None:
