@@ -4,8 +4,12 @@ Every replica of ``ib serve`` defers (:class:`ProcrastinateRunner`); any number 
 processes run :data:`PUBLISH_TASK` by calling the publisher's executor (:func:`run_workers`). The
 job's own state stays in ``publish_jobs``; procrastinate only says who runs what when:
 
-- one procrastinate job per publish job waiting at a time (queueing lock = the publish job id),
-  so a job deferred again by another replica, or at a restart, is not queued twice;
+- one procrastinate job per publish job at a time, waiting or running: a job deferred again (by
+  another replica, the poll, a restart, a retried request) while it waits or runs is not queued
+  twice. procrastinate's queueing lock alone only covers waiting jobs: a copy deferred while the
+  job ran would make the job's retry collide with it (``UniqueViolation`` in the worker, the job
+  left running for ever and its integration's lock with it), so deferring looks at both, one
+  deferrer of a publish job at a time;
 - one lock per integration (team and module name): two publishes of one integration never
   interleave, whichever workers take them;
 - transient failures (the database, the network) are retried with exponential backoff, as the
@@ -30,7 +34,7 @@ from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, 
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Job, Status
 from procrastinate.schema import SchemaManager
-from sqlalchemy import URL, make_url
+from sqlalchemy import URL, func, make_url, select
 
 from generator.jobs import (
     DEFAULT_CONCURRENCY,
@@ -167,18 +171,31 @@ class ProcrastinateRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def defer(self, job_id: str) -> bool:
-        """Queue ``job_id`` for a worker; False when it is waiting in the queue already."""
+        """Queue ``job_id`` for a worker; False when it is waiting in the queue or running already."""
         lock = await _integration_lock(self._database, job_id)
         if lock is None:
             return False
+        queueing_lock = _queueing_lock(job_id)
         deferrer = self._app.configure_task(
-            PUBLISH_TASK, lock=lock, queueing_lock=f"publish-job:{job_id}", queue=PUBLISH_QUEUE
+            PUBLISH_TASK, lock=lock, queueing_lock=queueing_lock, queue=PUBLISH_QUEUE
         )
-        try:
-            await deferrer.defer_async(job_id=job_id)
-        except AlreadyEnqueued:
-            return False
+        async with self._database.session() as session:
+            # Held until the job is in the queue: no other deferrer looks in between.
+            await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(queueing_lock))))
+            if await self._queued_or_running(queueing_lock):
+                return False
+            try:
+                await deferrer.defer_async(job_id=job_id)
+            except AlreadyEnqueued:  # deferred by a process that does not take the lock above
+                return False
         return True
+
+    async def _queued_or_running(self, queueing_lock: str) -> bool:
+        manager = self._app.job_manager
+        for status in (Status.TODO, Status.DOING):
+            if await manager.list_jobs_async(queueing_lock=queueing_lock, status=status.value):
+                return True
+        return False
 
     async def _defer(self, job_id: str) -> None:
         try:
@@ -189,7 +206,7 @@ class ProcrastinateRunner:
     async def cancel(self, job_id: str) -> bool:
         """Withdraw ``job_id`` from the task queue unless a worker took it; False when one did."""
         manager = self._app.job_manager
-        lock = f"publish-job:{job_id}"
+        lock = _queueing_lock(job_id)
         if await manager.list_jobs_async(queueing_lock=lock, status=Status.DOING.value):
             return False
         for waiting in await manager.list_jobs_async(queueing_lock=lock, status=Status.TODO.value):
@@ -197,6 +214,10 @@ class ProcrastinateRunner:
             if not await manager.cancel_job_by_id_async(waiting.id):
                 return False  # a worker took it meanwhile
         return True
+
+
+def _queueing_lock(job_id: str) -> str:
+    return f"publish-job:{job_id}"
 
 
 async def retry_stalled_jobs(app: App) -> int:

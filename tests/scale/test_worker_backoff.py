@@ -5,6 +5,8 @@ cuts every connection and refuses the next two, as a database restart or a netwo
 interrupted run and the next one fail on transient errors, each is retried after a doubled delay,
 and the run after the blip resumes the job and publishes one version. A permanent error (the target
 environment removed mid-job) fails the job at once: no retry, one final notification saying why.
+A job deferred again while it runs (a replica starting) is not queued twice, so its retry does not
+collide with a copy of itself, and a second publish of the integration waits for the retried one.
 """
 
 from __future__ import annotations
@@ -113,14 +115,14 @@ async def runner(
     submitter = Publisher(database, runner=queue)
     local = InProcessRunner(publisher.execute, retry_base_delay=BASE_DELAY_S)
 
-    async def submit(module: str, environment: str = "dev") -> PublishJob:
+    async def submit(module: str, environment: str = "dev", request: str = "") -> PublishJob:
         job = await submitter.submit(
             team_id=TEAM,
             user_id=ALICE,
             spec=shop_integration(module),
             catalog=catalog,
             environment=environment,
-            dedup_key=f"test:{module}",
+            dedup_key=f"test:{module}{request}",
         )
         if queue is None:
             local.enqueue(job.id)
@@ -245,3 +247,42 @@ async def test_a_permanent_error_is_not_retried_and_the_user_is_told_once(
         ("failed", "environment sandbox was removed while publishing; nothing was published")
     ]
     assert await versions(database) == 0
+
+
+async def test_a_retry_while_the_job_is_deferred_again_and_published_again_ends_both_in_order(
+    database: Database, shop: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    again: list[PublishJob] = []
+
+    async def more_while_building(job: PublishJob, state: str) -> None:
+        if state != "building" or again:
+            return
+        # While the job runs: a replica starts and defers every unfinished job (this one too),
+        # and the user publishes the same integration again. Then the database blips.
+        replica = ProcrastinateRunner(database)
+        await Publisher(database, runner=replica).start()
+        await replica.stop()  # once its deferrals are done
+        again.append(await running.submit("twice", request=":again"))
+        proxy.blip(refuse=2)
+
+    notifier = RecordingNotifier(on_progress=more_while_building)
+    async with (
+        through_proxy(database) as (proxy, proxied),
+        runner("procrastinate", database, proxied, notifier, shop) as running,
+    ):
+        first = await running.submit("twice")
+        stored = await finished(database, first.id)
+        second = await finished(database, again[0].id)
+
+    retried = {match.group(1) for match in map(RETRY.search, caplog.messages) if match}
+    assert retried == {first.id}
+    assert not [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (stored.state, second.state) == ("published", "published")
+    # The retried job kept its turn: the second publish of the integration came after it.
+    done = [notifier.finished_for(job.id) for job in (first, second)]
+    assert [[(entry.state, entry.version) for entry in entries] for entries in done] == [
+        [("published", "0.1.0")],
+        [("published", "0.1.1")],
+    ]
+    assert await versions(database) == 2
