@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -129,11 +130,17 @@ async def measure_requests(request: web.Request, handler: Handler) -> web.Stream
             HTTP_REQUESTS.labels(pattern, str(status)).inc()
 
 
+_COUNTED_JOBS = 4096
+
+
 class MeteredNotifier:
     """Counts a publisher's transitions and finished jobs, then hands them to ``inner``."""
 
     def __init__(self, inner: PublishNotifier) -> None:
         self.inner = inner
+        # A final notification Slack refuses is offered again (the publisher retries it): the job
+        # ended once, so it is counted once. Bounded: only recent jobs can be offered again.
+        self._counted: OrderedDict[str, None] = OrderedDict()
 
     async def progress(self, job: PublishJob, state: str) -> None:
         PUBLISH_TRANSITIONS.labels(state).inc()
@@ -150,10 +157,14 @@ class MeteredNotifier:
         error: str | None,
         artifacts: list[tuple[str, bytes]],
     ) -> None:
-        created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
-        PUBLISH_JOB_SECONDS.labels(job.state).observe((datetime.now(UTC) - created).total_seconds())
-        if job.state == "failed":
-            ERRORS.labels("publish").inc()
+        if job.id not in self._counted:
+            self._counted[job.id] = None
+            if len(self._counted) > _COUNTED_JOBS:
+                self._counted.popitem(last=False)
+            created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
+            PUBLISH_JOB_SECONDS.labels(job.state).observe((datetime.now(UTC) - created).total_seconds())
+            if job.state == "failed":
+                ERRORS.labels("publish").inc()
         try:
             await self.inner.finished(job, version, error, artifacts)
         except Exception:
