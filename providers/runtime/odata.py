@@ -504,7 +504,7 @@ class _V2(_Dialect):
         # some V2 servers wrap a single entity in "results" as well
         return body["results"] if isinstance(body.get("results"), dict) else body
 
-    etag_expression = "(get('__metadata') or NO_METADATA).get('etag')"
+    etag_expression = "(row.get('__metadata') or NO_METADATA).get('etag')"
 
     def many(self, value: Any) -> list[Any]:
         return cast(list[Any], value["results"] if isinstance(value, dict) else value)
@@ -539,7 +539,7 @@ class _V4(_Dialect):
     def entity(self, payload: Any) -> Any:
         return payload
 
-    etag_expression = "get('@odata.etag')"
+    etag_expression = "row.get('@odata.etag')"
 
     def text_function(self, name: str, subject: str, literal: str) -> str:
         return f"{name}({subject},{literal})"
@@ -670,19 +670,23 @@ class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
         }
         names = [f"v{i}" for i in range(len(self.fields))]
         # one C call fetches every attribute; rows that lack some take the slower path
-        body = ["    get = row.get", "    nulls = []"]
+        # nulls stays None for the usual row without any (no list made per row)
+        body = ["    nulls = None"]
         if len(names) > 1:
             body += ["    try:", f"        {', '.join(names)} = fetch(row)", "    except KeyError:"]
             body += [
-                f"        {name} = get({c.field.wire!r})" for name, c in zip(names, self.fields, strict=True)
+                f"        {name} = row.get({codec.field.wire!r})"
+                for name, codec in zip(names, self.fields, strict=True)
             ]
         elif names:
-            body.append(f"    v0 = get({self.fields[0].field.wire!r})")
+            body.append(f"    v0 = row.get({self.fields[0].field.wire!r})")
         arguments = [f"{_identifier(attr, self.obj.name)}=None" for attr in streams]
         for i, codec in enumerate(self.fields):
             attr = _identifier(codec.field.attr, self.obj.name)
             body += [
                 f"    if v{i} is None:",
+                "        if nulls is None:",
+                "            nulls = []",
                 f"        nulls.append({attr!r})",
             ]
             if codec.decode is not None:
@@ -706,7 +710,7 @@ class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
         for j, navigation in enumerate(expanded):
             namespace[f"n{j}"] = core.navigation_decoder(navigation, formatted)
             body += [
-                f"    w{j} = get({navigation.wire!r}, MISSING)",
+                f"    w{j} = row.get({navigation.wire!r}, MISSING)",
                 f"    if w{j} is not MISSING and not deferred(w{j}):",
                 f"        expanded[{_identifier(navigation.attr, self.obj.name)!r}] = "
                 f"None if w{j} is None else n{j}(w{j})",
@@ -734,7 +738,7 @@ class _ObjectCodec(client.ObjectCodec[_FieldCodec]):
             body.append("    shown = {}")
             for i, codec in enumerate(self.fields):
                 body += [
-                    f"    s{i} = get({codec.field.wire + '@' + _FORMATTED_VALUE!r})",
+                    f"    s{i} = row.get({codec.field.wire + '@' + _FORMATTED_VALUE!r})",
                     f"    if s{i} is not None:",
                     f"        shown[{codec.field.attr!r}] = s{i}",
                 ]
