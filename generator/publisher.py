@@ -6,8 +6,10 @@ resumes the job at its next start. Generating and building are pure (the same ca
 version give the same bytes), so a resumed job simply repeats them; publishing is one database
 transaction that re-checks the job, so it happens once whatever crashes around it. The final
 notification is claimed in the database before it is sent: at most one per job, even across
-restarts, replicas and workers. When the notifier cannot send it yet (Slack's rate limits, the
-network), the claim is given back and this process tries again in the background, waiting as
+restarts, replicas and workers. A runner's job (:meth:`Publisher.run_job`) claims it in its slot
+and sends it in the background: the notifier paces and Slack rate-limits its messages, and a
+slot waiting for Slack builds nothing. When the notifier cannot send it yet (Slack's rate limits,
+the network), the claim is given back and this process tries again in the background, waiting as
 long as the notifier asks and longer each time, for up to :data:`NOTIFY_RETRY_FOR_S`; any
 process's next start resumes it if this one stops first.
 
@@ -24,6 +26,7 @@ import logging
 import os
 import re
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final, Protocol, cast
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.build import BuiltArtifact, build_sdist, build_wheel
 from generator.errors import GenerationError
-from generator.jobs import InProcessRunner, JobRunner, is_transient
+from generator.jobs import DEFAULT_STOP_GRACE_S, InProcessRunner, JobRunner, is_transient
 from generator.package import GeneratedPackage, generate_package
 from generator.selection import select
 from generator.spec import IntegrationSpec
@@ -199,6 +202,15 @@ def _step_delay() -> float:
         return 0.0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Announcement:
+    """A final notification this process claimed and is to send."""
+
+    job: PublishJob
+    version: IntegrationVersion | None
+    artifacts: list[tuple[str, bytes]]
+
+
 class _VersionTaken(Exception):
     """Another process published the version this job built; build the next one."""
 
@@ -282,10 +294,11 @@ class Publisher:
         self.base_url = base_url
         # Public so that the Slack wiring, installed after the publisher, can swap in its DMs.
         self.notifier: PublishNotifier = notifier or LogNotifier(base_url)
-        self._runner: JobRunner = runner or InProcessRunner(self.execute, pending=self._pending)
+        self._runner: JobRunner = runner or InProcessRunner(self.run_job, pending=self._pending)
         self._resumed = False
         self._locks = _KeyedLocks()
-        self._executing: set[str] = set()
+        # Runs of a job in this process, its final notification's background send included.
+        self._executing: Counter[str] = Counter()
         # Wakes waiters of jobs that end in this process; forgotten when nobody waits.
         self._finished: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         self._built: dict[str, list[BuiltArtifact]] = {}
@@ -294,6 +307,8 @@ class Publisher:
         self._notify_retry_for = notify_retry_for
         # Final notifications tried again in the background, by job id (kept until they end).
         self._announcing: dict[str, asyncio.Task[None]] = {}
+        # First sends of final notifications that runners' jobs handed off (kept until they end).
+        self._sending: set[asyncio.Task[None]] = set()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -388,13 +403,16 @@ class Publisher:
             self._runner.enqueue(job_id)
 
     async def stop(self) -> None:
-        """Stop the runner, and the final notifications still waiting to be sent again: their
-        claims are given back, so the next start of any process sends them."""
+        """Stop the runner; final notifications being sent get :data:`DEFAULT_STOP_GRACE_S` to go
+        out. Those still unsent, or waiting to be sent again, are stopped: their claims are given
+        back, so the next start of any process sends them."""
         await self._runner.stop()
-        announcing = list(self._announcing.values())
-        for task in announcing:
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=DEFAULT_STOP_GRACE_S)
+        stopping = [*self._sending, *self._announcing.values()]
+        for task in stopping:
             task.cancel()
-        await asyncio.gather(*announcing, return_exceptions=True)
+        await asyncio.gather(*stopping, return_exceptions=True)
 
     async def cancel(self, job_id: str) -> PublishJob:
         """Cancel a job no runner started yet: it fails as cancelled, never runs, and its final
@@ -472,27 +490,56 @@ class Publisher:
     # -- one job --------------------------------------------------------------------------
 
     async def execute(self, job_id: str) -> None:
-        """Run one job to its end (or resume it) and send its final notification once.
+        """Run one job to its end (or resume it) and send its final notification once, returning
+        when it was sent (or left to the background retry). Safe to call again for a finished job."""
+        announcement = await self._execute(job_id)
+        if announcement is not None:
+            await self._offer(announcement)
 
-        This is what a worker calls; safe to call again for a finished job.
-        """
-        self._executing.add(job_id)
+    async def run_job(self, job_id: str) -> None:
+        """What a job runner (the in-process one, an ``ib worker``) calls: :meth:`execute`, except
+        that it returns once the final notification is claimed, and sends it in the background;
+        :meth:`wait` still waits for it, and :meth:`stop` lets it finish."""
+        announcement = await self._execute(job_id)
+        if announcement is not None:
+            self._enter(job_id)  # before the caller's run ends: waiters never see a gap
+            task = asyncio.create_task(self._send_in_background(announcement), name=f"publish-dm-{job_id}")
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_in_background(self, announcement: _Announcement) -> None:
+        try:
+            await self._offer(announcement)
+        finally:
+            self._leave(announcement.job.id)
+
+    async def _execute(self, job_id: str) -> _Announcement | None:
+        """Run one job to its end (or resume it); its final notification to send, when this call
+        claimed it."""
+        self._enter(job_id)
         try:
             async with self.database.session() as session:
                 job = await PublishJobs(session).get(job_id)
             if job is None:
-                return
+                return None
             if job.state not in PUBLISH_FINAL_STATES:
                 async with self._locks.hold((job.team_id, str(job.spec.get("module_name")))):
                     await self._run(job_id)
-            later = await self._announce(job_id)
-            if later is not None:
-                self._announce_later(job_id, later)
+            return await self._claim_announcement(job_id)
         finally:
-            self._executing.discard(job_id)
-            event = self._finished.get(job_id)
-            if event is not None:
-                event.set()
+            self._leave(job_id)
+
+    def _enter(self, job_id: str) -> None:
+        self._executing[job_id] += 1
+
+    def _leave(self, job_id: str) -> None:
+        self._executing[job_id] -= 1
+        if self._executing[job_id] > 0:
+            return
+        del self._executing[job_id]
+        event = self._finished.get(job_id)
+        if event is not None:
+            event.set()
 
     async def _run(self, job_id: str) -> None:
         async with self.database.session() as session:
@@ -658,6 +705,18 @@ class Publisher:
     async def _announce(self, job_id: str) -> float | None:
         """Send the final notification unless it was sent already (here or by another process);
         the seconds to wait before trying again when it could not be sent for now, else None."""
+        announcement = await self._claim_announcement(job_id)
+        return None if announcement is None else await self._send(announcement)
+
+    async def _offer(self, announcement: _Announcement) -> None:
+        """Send a claimed final notification; if it cannot go now, try it again in the background."""
+        later = await self._send(announcement)
+        if later is not None:
+            self._announce_later(announcement.job.id, later)
+
+    async def _claim_announcement(self, job_id: str) -> _Announcement | None:
+        """The final notification of a finished job, claimed by this call; None when it was
+        claimed already (here or by another process)."""
         async with self.database.session() as session:
             jobs = PublishJobs(session)
             if not await jobs.claim_notification(job_id):
@@ -672,15 +731,31 @@ class Publisher:
         built = self._built.pop(job_id, None)
         artifacts: list[tuple[str, bytes]] = []
         if job.state == "failed":
-            if built is None:
-                built = await self._rebuild(job)
+            try:
+                if built is None:
+                    built = await self._rebuild(job)
+            except BaseException:
+                await self._release(job_id)
+                raise
             artifacts = [(artifact.filename, artifact.data) for artifact in built]
+        return _Announcement(job, version, artifacts)
+
+    async def _release(self, job_id: str) -> None:
+        """Unclaim a final notification, so that whoever tries next sends it."""
+        async with self.database.session() as session:
+            await PublishJobs(session).release_notification(job_id)
+
+    async def _send(self, announcement: _Announcement) -> float | None:
+        """Send a claimed final notification; the seconds to wait before trying again when it could
+        not be sent for now (it is unclaimed then), else None."""
+        job_id = announcement.job.id
         try:
-            await self.notifier.finished(job, version, job.error, artifacts)
+            await self.notifier.finished(
+                announcement.job, announcement.version, announcement.job.error, announcement.artifacts
+            )
         except BaseException as error:
             # Unclaimed, so that whoever tries next sends it: this process below, or a next start.
-            async with self.database.session() as session:
-                await PublishJobs(session).release_notification(job_id)
+            await self._release(job_id)
             if not isinstance(error, Exception):
                 raise
             if isinstance(error, NotifyLater):
