@@ -87,7 +87,7 @@ async def work(settings: Settings, *, concurrency: int, metrics_port: int | None
             name = f"{socket.gethostname()}-{os.getpid()}"
             log.info("worker %s runs publish jobs (%d at a time)", name, concurrency)
             try:
-                await run_workers(database, publisher.execute, concurrency=concurrency, name=name)
+                await run_workers(database, publisher.run_job, concurrency=concurrency, name=name)
             except OSError as error:
                 raise database_failure(database, error) from None
             finally:
