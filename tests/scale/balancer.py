@@ -88,9 +88,11 @@ async def replicated(
     log_level: str = "INFO",
     limits_of_workspaces: int = 1,
     worker_niceness: int = 0,
+    worker_concurrency: int = 2,
 ) -> AsyncIterator[Replicated]:
     """Start the processes (the first replica migrates the database), stop them all at the end;
-    ``limits_of_workspaces``: see :class:`FakeSlack`; ``worker_niceness``: see :func:`start_worker`."""
+    ``limits_of_workspaces``: see :class:`FakeSlack`; ``worker_niceness`` and
+    ``worker_concurrency``: see :func:`start_worker`."""
     secret = secrets.token_hex(16)
     async with FakeSlack(limits_of_workspaces=limits_of_workspaces) as fake:
         env = {
@@ -110,7 +112,12 @@ async def replicated(
             for number in range(workers):
                 started.append(
                     await asyncio.to_thread(
-                        start_worker, folder, f"worker-{number}", env, niceness=worker_niceness
+                        start_worker,
+                        folder,
+                        f"worker-{number}",
+                        env,
+                        niceness=worker_niceness,
+                        concurrency=worker_concurrency,
                     )
                 )
             urls = [process.base_url for process in started[:replicas]]

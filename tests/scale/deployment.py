@@ -66,14 +66,26 @@ def start_replica(folder: Path, name: str, env: Mapping[str, str]) -> Served:
     return start_serve(replica_folder, env)
 
 
-def start_worker(folder: Path, name: str, env: Mapping[str, str], *, niceness: int = 0) -> Served:
+def start_worker(
+    folder: Path, name: str, env: Mapping[str, str], *, niceness: int = 0, concurrency: int = 2
+) -> Served:
     """`ib worker` in ``folder/name``, ready once its /metrics answers (``base_url``); ``niceness``
-    lowers its CPU priority, as an operator does who runs workers beside the replicas."""
+    lowers its CPU priority, as an operator does who runs workers beside the replicas;
+    ``concurrency``: its jobs at a time (`ib worker --concurrency`)."""
     worker_folder = folder / name
     worker_folder.mkdir(exist_ok=True)
     port = free_port()
     log_path = worker_folder / "worker.log"
-    command = [sys.executable, "-m", "bot.cli", "worker", "--concurrency", "2", "--metrics-port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--metrics-port",
+        str(port),
+    ]
     if niceness:
         command = ["nice", "-n", str(niceness), *command]
     with log_path.open("wb") as log_file:
