@@ -13,7 +13,9 @@ and both can withdraw a job that no runner started yet (:meth:`JobRunner.cancel`
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
@@ -34,12 +36,32 @@ RETRY_RUNS: Final = 5
 RETRY_BASE_DELAY_S: Final = 2.0
 
 
+# OSErrors of a network that did not answer; a full disk or a missing permission is not one: running
+# the job again would fail the same way, so it fails at once and says so.
+_NETWORK_ERRNOS: Final = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+    }
+)
+
+
 def is_transient(error: BaseException) -> bool:
     """True when the database or the network did not answer (a restart, a blip, a lock held too
     long): the job's state is in the database, so running the same job again later resumes it."""
     if isinstance(error, DBAPIError):
         return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
-    return isinstance(error, OSError | TimeoutError)
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    return isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS
 
 
 def retry_delay(job_id: str, error: BaseException, runs: int, base_delay: float) -> float | None:
