@@ -70,6 +70,7 @@ from providers.metadata_source import (
 )
 from providers.microsoft import (
     AppCredential,
+    AppRegistrationRequest,
     MicrosoftSignIn,
     acquire_app_token,
     connection_fields,
@@ -534,44 +535,22 @@ class DataverseProvider:
     def admin_instructions(self, context: Mapping[str, str]) -> AdminInstructions:
         """What a Microsoft Entra and Power Platform administrator sets up. The service attaches the
         generated certificate itself (``context["certificate"]`` names it), so ``files`` stays empty."""
-        integration = context.get("integration") or "the integration"
-        environment = context.get("environment") or ""
-        requester = context.get("requester") or "A developer"
-        access = context.get("access", "read-write")
-        certificate = context.get("certificate")
-        # the spec's source: an environment or site URL, or only a saved file's name
-        source = context.get("service_url") or ""
-        url = source if source.startswith(("https://", "http://")) else "the environment"
-        where = f" in *{environment}*" if environment else ""
-        app_name = f"Integration Builder - {integration}"
-        upload = (
-            f"upload the attached certificate `{certificate}`"
-            if certificate
-            else "upload the certificate whose private key you will enter, or add a client secret"
-        )
+        asked = AppRegistrationRequest.of(context, "the environment")
         role = (
             "a security role that can read these tables"
-            if access == "read-only"
-            else ("a security role that can read and write these tables")
+            if asked.access == "read-only"
+            else "a security role that can read and write these tables"
         )
         return AdminInstructions(
-            text=(
-                # the environment is bold already: a bold header around it would break the mrkdwn
-                f"*{self.title} connection for {integration}*{where}\n"
-                f"{requester} needs {access} access to {url} through an app registration that signs in "
-                "with a certificate. As an administrator:\n"
-                f"1. Microsoft Entra admin center > *App registrations* > *New registration*: name it "
-                f"`{app_name}`, accounts in this organizational directory only.\n"
-                f"2. *Certificates & secrets* > *Certificates*: {upload}.\n"
-                "3. *API permissions* > *Add a permission* > *Dynamics CRM* > delegated permission "
-                "`user_impersonation`, then *Grant admin consent*.\n"
-                f"4. Power Platform admin center > *Environments* > {url} > *Settings* > *Users + "
-                f"permissions* > *Application users* > *New app user*: pick `{app_name}`, a business unit, "
-                f"and {role}.\n"
-                "5. Press *Provide connection details* and enter the environment URL, the *Directory "
-                "(tenant) ID* and the *Application (client) ID* from the app registration's Overview. No "
-                "secret is needed: the certificate's private key stays in Integration Builder, encrypted."
-            )
+            text=asked.opening(self.title, asked.target)
+            + "3. *API permissions* > *Add a permission* > *Dynamics CRM* > delegated permission "
+            "`user_impersonation`, then *Grant admin consent*.\n"
+            f"4. Power Platform admin center > *Environments* > {asked.target} > *Settings* > *Users + "
+            f"permissions* > *Application users* > *New app user*: pick `{asked.app_name}`, a business "
+            f"unit, and {role}.\n"
+            "5. Press *Provide connection details* and enter the environment URL, the *Directory "
+            "(tenant) ID* and the *Application (client) ID* from the app registration's Overview. No "
+            "secret is needed: the certificate's private key stays in Integration Builder, encrypted."
         )
 
     async def _token(self, values: Mapping[str, str], secrets: Mapping[str, str]) -> tuple[str, str, int]:

@@ -753,6 +753,53 @@ def _renewable(tokens: MicrosoftTokens) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AppRegistrationRequest:
+    """What an admin request's instructions say in every Microsoft provider: who asks for what, the
+    app registration to create, and how it signs in."""
+
+    integration: str
+    requester: str
+    access: str  # read-only or read-write
+    where: str  # " in *<environment>*", or empty
+    target: str  # the environment or site URL, or ``default_target`` when the spec names a file
+    app_name: str
+    upload: str  # the certificate step
+
+    @classmethod
+    def of(cls, context: Mapping[str, str], default_target: str) -> AppRegistrationRequest:
+        """From an admin request's context (see Provider.admin_instructions)."""
+        integration = context.get("integration") or "the integration"
+        environment = context.get("environment") or ""
+        certificate = context.get("certificate")
+        # the spec's source: an environment or site URL, or only a saved file's name
+        source = context.get("service_url") or ""
+        return cls(
+            integration=integration,
+            requester=context.get("requester") or "A developer",
+            access=context.get("access", "read-write"),
+            where=f" in *{environment}*" if environment else "",
+            target=source if source.startswith(("https://", "http://")) else default_target,
+            app_name=f"Integration Builder - {integration}",
+            upload=f"upload the attached certificate `{certificate}`"
+            if certificate
+            else "upload the certificate whose private key you will enter, or add a client secret",
+        )
+
+    def opening(self, title: str, what: str) -> str:
+        """The instructions up to their step 2: the connection asked for (``title``), access to
+        ``what``, creating the app registration and giving it its certificate."""
+        return (
+            # the environment is bold already: a bold header around it would break the mrkdwn
+            f"*{title} connection for {self.integration}*{self.where}\n"
+            f"{self.requester} needs {self.access} access to {what} through an app registration that "
+            "signs in with a certificate. As an administrator:\n"
+            f"1. Microsoft Entra admin center > *App registrations* > *New registration*: name it "
+            f"`{self.app_name}`, accounts in this organizational directory only.\n"
+            f"2. *Certificates & secrets* > *Certificates*: {self.upload}.\n"
+        )
+
+
 def connection_fields() -> tuple[ConnectionField, ...]:
     """Tenant, client id, certificate (default) or secret: the fields every Microsoft connection has."""
     return (

@@ -57,6 +57,7 @@ from providers.metadata_source import (
 )
 from providers.microsoft import (
     AppCredential,
+    AppRegistrationRequest,
     MicrosoftSignIn,
     acquire_app_token,
     connection_fields,
@@ -455,41 +456,19 @@ class SharePointProvider:
     def admin_instructions(self, context: Mapping[str, str]) -> AdminInstructions:
         """What a Microsoft Entra administrator sets up. The service attaches the generated
         certificate itself (``context["certificate"]`` names it), so ``files`` stays empty."""
-        integration = context.get("integration") or "the integration"
-        environment = context.get("environment") or ""
-        requester = context.get("requester") or "A developer"
-        access = context.get("access", "read-write")
-        certificate = context.get("certificate")
-        # the spec's source: an environment or site URL, or only a saved file's name
-        source = context.get("service_url") or ""
-        site = source if source.startswith(("https://", "http://")) else "the site"
-        where = f" in *{environment}*" if environment else ""
-        app_name = f"Integration Builder - {integration}"
-        upload = (
-            f"upload the attached certificate `{certificate}`"
-            if certificate
-            else "upload the certificate whose private key you will enter, or add a client secret"
-        )
-        role = "read" if access == "read-only" else "write"
+        asked = AppRegistrationRequest.of(context, "the site")
+        role = "read" if asked.access == "read-only" else "write"
         return AdminInstructions(
-            text=(
-                # the environment is bold already: a bold header around it would break the mrkdwn
-                f"*SharePoint Online connection for {integration}*{where}\n"
-                f"{requester} needs {access} access to the lists of {site} through an app registration "
-                "that signs in with a certificate. As an administrator:\n"
-                f"1. Microsoft Entra admin center > *App registrations* > *New registration*: name it "
-                f"`{app_name}`, accounts in this organizational directory only.\n"
-                f"2. *Certificates & secrets* > *Certificates*: {upload}.\n"
-                "3. *API permissions* > *Add a permission* > *Microsoft Graph* > *Application permissions*: "
-                "`Sites.Selected` (only the sites you grant) or `Sites.ReadWrite.All` (every site), then "
-                "*Grant admin consent*.\n"
-                f"4. With `Sites.Selected`, grant the app the `{role}` role on {site} "
-                "(`POST /sites/{site-id}/permissions`, or PnP PowerShell "
-                "`Grant-PnPAzureADAppSitePermission`).\n"
-                "5. Press *Provide connection details* and enter the site URL, the *Directory (tenant) ID* "
-                "and the *Application (client) ID*. No secret is needed: the certificate's private key stays "
-                "in Integration Builder, encrypted."
-            )
+            text=asked.opening("SharePoint Online", f"the lists of {asked.target}")
+            + "3. *API permissions* > *Add a permission* > *Microsoft Graph* > *Application permissions*: "
+            "`Sites.Selected` (only the sites you grant) or `Sites.ReadWrite.All` (every site), then "
+            "*Grant admin consent*.\n"
+            f"4. With `Sites.Selected`, grant the app the `{role}` role on {asked.target} "
+            "(`POST /sites/{site-id}/permissions`, or PnP PowerShell "
+            "`Grant-PnPAzureADAppSitePermission`).\n"
+            "5. Press *Provide connection details* and enter the site URL, the *Directory (tenant) ID* "
+            "and the *Application (client) ID*. No secret is needed: the certificate's private key stays "
+            "in Integration Builder, encrypted."
         )
 
     async def _token(self, values: Mapping[str, str], secrets: Mapping[str, str]) -> tuple[str, int]:
