@@ -92,7 +92,7 @@ from providers.oauth import (
     pkce_verifier,
     state_matches,
 )
-from providers.runtime.salesforce import DEFAULT_API_VERSION
+from providers.runtime.salesforce import DEFAULT_API_VERSION, TEXT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +126,8 @@ _HOST = re.compile(r"[A-Za-z0-9.-]+\Z")
 # the objects a user picked, far below the 25 long-running requests an org allows at a time.
 DESCRIBE_CONCURRENCY: Final = 6
 _MAX_ARCHIVE_MEMBERS = 5000
-_TEXT_TYPES = frozenset(
-    {
-        "id",
-        "reference",
-        "string",
-        "textarea",
-        "email",
-        "phone",
-        "url",
-        "combobox",
-        "encryptedstring",
-        "picklist",
-        "multipicklist",
-    }
-)
 _VALUE_TYPES: dict[str, ValueType] = {
-    **dict.fromkeys(_TEXT_TYPES, ValueType.STRING),
+    **dict.fromkeys(TEXT_TYPES, ValueType.STRING),
     "boolean": ValueType.BOOLEAN,
     "int": ValueType.INTEGER,
     "long": ValueType.INTEGER,
@@ -642,7 +627,7 @@ def _attribute(object_name: str, raw: Mapping[str, Any]) -> Attribute:
         updatable=bool(raw.get("updateable", False)),
         filterable=bool(raw.get("filterable", True)),
         sortable=bool(raw.get("sortable", True)),
-        max_length=int(length) if sf_type in _TEXT_TYPES and isinstance(length, int) and length > 0 else None,
+        max_length=int(length) if sf_type in TEXT_TYPES and isinstance(length, int) and length > 0 else None,
         precision=int(precision) if numeric and isinstance(precision, int) and precision > 0 else None,
         scale=int(raw["scale"])
         if numeric and isinstance(raw.get("scale"), int) and raw["scale"] > 0

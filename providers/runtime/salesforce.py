@@ -224,21 +224,24 @@ class _TypeCodec(NamedTuple):
 _TEXT = _TypeCodec(str, str, soql_string)
 # anything Salesforce adds later passes through as JSON, as the generator types it
 _JSON = _TypeCodec(_identity, _identity, _no_literal)
-_TEXT_TYPES = (
-    "id",
-    "reference",
-    "string",
-    "textarea",
-    "email",
-    "phone",
-    "url",
-    "combobox",
-    "encryptedstring",
-    "picklist",
-    "multipicklist",
+# Salesforce field types whose values are text (the provider reads them as strings too)
+TEXT_TYPES = frozenset(
+    {
+        "id",
+        "reference",
+        "string",
+        "textarea",
+        "email",
+        "phone",
+        "url",
+        "combobox",
+        "encryptedstring",
+        "picklist",
+        "multipicklist",
+    }
 )
 _TYPES: dict[str, _TypeCodec] = {
-    **dict.fromkeys(_TEXT_TYPES, _TEXT),
+    **dict.fromkeys(TEXT_TYPES, _TEXT),
     "boolean": _TypeCodec(bool, bool, _boolean_literal),
     "int": _TypeCodec(int, int, _integer_literal),
     "long": _TypeCodec(int, int, _integer_literal),
