@@ -450,15 +450,9 @@ class ConnectionsModal:
     ) -> None:
         state = _state(shown)
         name = ctx.connection or _text(state, NAME_BLOCK, NAME_BLOCK).strip()
-        if not ctx.connection:
-            problem = name_problem(name) or await self._taken(ctx.environment, name)
-            if problem:
-                await ack(response_action="errors", errors={NAME_BLOCK: problem})
-                return
-        await ack(
-            response_action="update", view=with_status(shown, Status("Testing the connection, then saving…"))
-        )
-        self._spawn(self._save(client, context, shown, ctx, name), "connections-save")
+        problem = None if ctx.connection else name_problem(name) or await self._taken(ctx.environment, name)
+        if await _ack_saving(ack, shown, problem):
+            self._spawn(self._save(client, context, shown, ctx, name), "connections-save")
 
     async def _taken(self, environment: str, name: str) -> str | None:
         async with self.services.units.reading() as session:
@@ -674,13 +668,8 @@ class ConnectionsModal:
             )
             return
         problem = name_problem(name) or await self._taken_in(row.environment_id, name)
-        if problem:
-            await ack(response_action="errors", errors={NAME_BLOCK: problem})
-            return
-        await ack(
-            response_action="update", view=with_status(shown, Status("Testing the connection, then saving…"))
-        )
-        self._spawn(self._complete(client, context, shown, ctx, name), "connections-admin-complete")
+        if await _ack_saving(ack, shown, problem):
+            self._spawn(self._complete(client, context, shown, ctx, name), "connections-admin-complete")
 
     async def _taken_in(self, environment_id: int, name: str) -> str | None:
         async with self.services.units.reading() as session:
@@ -809,6 +798,17 @@ class ConnectionsModal:
             await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackApiError as error:
             log.warning("updating a connections DM failed: %s", error.response.get("error"))
+
+
+async def _ack_saving(ack: AsyncAck, shown: Mapping[str, Any], problem: str | None) -> bool:
+    """Answer a connection form's submission: the name's problem under it, or the form saying it
+    is being tested and saved (True: go on after the ack)."""
+    if problem:
+        await ack(response_action="errors", errors={NAME_BLOCK: problem})
+        return False
+    saving = Status("Testing the connection, then saving…")
+    await ack(response_action="update", view=with_status(shown, saving))
+    return True
 
 
 async def tell_requesters_of_expiry(

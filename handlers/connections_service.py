@@ -282,15 +282,8 @@ class ConnectionService:
         test = await _passing_test(plugin, checked)
         async with self._session() as session:
             env = await _environment(session, environment)
-            row = await _create(session, self.box, env, plugin.key, name, checked, actor)
-            await Connections(session, self.box).record_test(row, ok=True, message=test.message)
-            await AuditLog(session).record(
-                actor=actor,
-                action="connection.created",
-                subject_type="connection",
-                subject_id=row.id,
-                details=_about(row) | {"fields": checked.changed_from({}), "test": test.message},
-            )
+            fields = {"fields": checked.changed_from({})}
+            row = await _create(session, self.box, env, plugin.key, name, checked, actor, test, fields)
             return SavedConnection(await self._summary(session, row), test)
 
     async def edit_connection(
@@ -509,15 +502,8 @@ class ConnectionService:
                 raise ConnectionServiceError(
                     "the integration or environment of this request no longer exists"
                 )
-            connection = await _create(session, self.box, env, plugin.key, name, checked, actor)
-            await Connections(session, self.box).record_test(connection, ok=True, message=test.message)
-            await AuditLog(session).record(
-                actor=actor,
-                action="connection.created",
-                subject_type="connection",
-                subject_id=connection.id,
-                details=_about(connection) | {"admin_request": request_id, "test": test.message},
-            )
+            asked = {"admin_request": request_id}
+            connection = await _create(session, self.box, env, plugin.key, name, checked, actor, test, asked)
             await _associate(session, self.box, integration, env, connection, actor)
             completed = await requests.get(request_id)
             assert completed is not None
@@ -894,9 +880,14 @@ async def _create(
     name: str,
     checked: _Checked,
     actor: str,
+    test: ConnectionTestResult,
+    details: Mapping[str, Any],
 ) -> ExternalConnection:
+    """Store a connection whose ``test`` passed, with the test's result and an audit entry
+    (``details`` added to what names the connection)."""
+    connections = Connections(session, box)
     try:
-        return await Connections(session, box).create(
+        row = await connections.create(
             environment,
             provider=provider,
             name=name,
@@ -906,6 +897,15 @@ async def _create(
         )
     except AlreadyExists as error:
         raise ConnectionServiceError(str(error), "name") from None
+    await connections.record_test(row, ok=True, message=test.message)
+    await AuditLog(session).record(
+        actor=actor,
+        action="connection.created",
+        subject_type="connection",
+        subject_id=row.id,
+        details=_about(row) | dict(details) | {"test": test.message},
+    )
+    return row
 
 
 async def _associate(
